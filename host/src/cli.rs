@@ -1,0 +1,92 @@
+//! The command line: qemu-ga 7.2's options with the same short and long
+//! names, plus qga's own.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::config::DEFAULT_FSFREEZE_HOOK;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qga",
+    about = "QEMU guest agent whose command handlers run in WebAssembly sandboxes",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Transport method: one of unix-listen, virtio-serial, isa-serial, or
+    /// vsock-listen (virtio-serial is the default)
+    #[arg(short = 'm', long = "method", value_name = "METHOD")]
+    pub method: Option<String>,
+
+    /// Device/socket path (virtio-serial default:
+    /// /dev/virtio-ports/org.qemu.guest_agent.0, isa-serial default:
+    /// /dev/ttyS0); vsock-listen addresses are written as <cid>:<port>
+    #[arg(short = 'p', long = "path", value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Log file path; logs go to stderr by default
+    #[arg(short = 'l', long = "logfile", value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
+
+    /// Pid file (default /var/run/qemu-ga.pid)
+    #[arg(short = 'f', long = "pidfile", value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Enable the fsfreeze hook, optionally naming the script
+    /// (default /etc/qemu/fsfreeze-hook); write -F/path, without a space
+    #[arg(short = 'F', long = "fsfreeze-hook", value_name = "PATH", num_args = 0..=1,
+          require_equals = true, default_missing_value = DEFAULT_FSFREEZE_HOOK)]
+    pub fsfreeze_hook: Option<PathBuf>,
+
+    /// Directory for state information (absolute path, default /var/run)
+    #[arg(short = 't', long = "statedir", value_name = "DIR")]
+    pub statedir: Option<PathBuf>,
+
+    /// Log extra debugging information
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
+    /// Print version information and exit
+    #[arg(short = 'V', long = "version")]
+    pub version: bool,
+
+    /// Become a daemon
+    #[arg(short = 'd', long = "daemonize")]
+    pub daemonize: bool,
+
+    /// Comma-separated list of RPCs to disable ("help" lists them)
+    #[arg(short = 'b', long = "block-rpcs", value_name = "LIST")]
+    pub block_rpcs: Vec<String>,
+
+    /// Comma-separated list of RPCs to enable; all others are disabled
+    #[arg(short = 'a', long = "allow-rpcs", value_name = "LIST")]
+    pub allow_rpcs: Vec<String>,
+
+    /// Print the effective configuration as a config file and exit
+    #[arg(short = 'D', long = "dump-conf")]
+    pub dump_conf: bool,
+
+    /// Keep re-opening the path if it is unavailable or closed
+    #[arg(short = 'r', long = "retry-path")]
+    pub retry_path: bool,
+
+    /// Load handler components from this directory (FAMILY.wasm) instead of
+    /// the embedded ones
+    #[arg(long = "handlers", value_name = "DIR")]
+    pub handlers: Option<PathBuf>,
+}
+
+/// qemu-ga parses `-F` with getopt's optional argument: `-F/path` attached,
+/// bare `-F` for the default. Rewrite `-FPATH` to `--fsfreeze-hook=PATH` so
+/// clap reads the same thing.
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|arg| match arg.strip_prefix("-F") {
+            Some(rest) if !rest.is_empty() && !arg.starts_with("--") => {
+                format!("--fsfreeze-hook={rest}")
+            }
+            _ => arg,
+        })
+        .collect()
+}

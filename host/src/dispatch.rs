@@ -1,0 +1,328 @@
+//! The one place that routes a request: envelope checks, the command table
+//! (enabled or disabled, host-native or component), and the reply.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::protocol::{self, Parsed, QmpError, Request};
+use crate::qobject::{Dict, Value};
+
+/// A command a backend (the component runtime) can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpec {
+    pub name: String,
+    /// False for commands that answer nothing on success (guest-shutdown,
+    /// guest-suspend-*), as qemu-ga's `success-response`.
+    pub success_response: bool,
+}
+
+/// What runs the commands the host does not answer itself.
+pub trait Backend: Send + Sync {
+    fn commands(&self) -> Vec<CommandSpec>;
+    /// Blocking; called on a blocking thread. `Ok(None)` means no reply.
+    fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError>;
+}
+
+/// Commands the host answers itself, without any component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Native {
+    Sync,
+    SyncDelimited,
+    Ping,
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Native(Native),
+    Backend,
+    /// Registered by qemu-ga but disabled on Linux (guest-get-devices).
+    Unsupported,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    route: Route,
+    enabled: bool,
+    success_response: bool,
+}
+
+/// The order in which qemu-ga 7.2 lists its commands in `guest-info`;
+/// commands it does not know come after these, by name.
+const QEMU_GA_ORDER: &[&str] = &[
+    "guest-get-cpustats",
+    "guest-get-diskstats",
+    "guest-ssh-remove-authorized-keys",
+    "guest-ssh-add-authorized-keys",
+    "guest-ssh-get-authorized-keys",
+    "guest-get-devices",
+    "guest-get-osinfo",
+    "guest-get-timezone",
+    "guest-get-users",
+    "guest-get-host-name",
+    "guest-exec",
+    "guest-exec-status",
+    "guest-get-memory-block-info",
+    "guest-set-memory-blocks",
+    "guest-get-memory-blocks",
+    "guest-set-user-password",
+    "guest-get-fsinfo",
+    "guest-get-disks",
+    "guest-set-vcpus",
+    "guest-get-vcpus",
+    "guest-network-get-interfaces",
+    "guest-suspend-hybrid",
+    "guest-suspend-ram",
+    "guest-suspend-disk",
+    "guest-fstrim",
+    "guest-fsfreeze-thaw",
+    "guest-fsfreeze-freeze-list",
+    "guest-fsfreeze-freeze",
+    "guest-fsfreeze-status",
+    "guest-file-flush",
+    "guest-file-seek",
+    "guest-file-write",
+    "guest-file-read",
+    "guest-file-close",
+    "guest-file-open",
+    "guest-shutdown",
+    "guest-info",
+    "guest-set-time",
+    "guest-get-time",
+    "guest-ping",
+    "guest-sync",
+    "guest-sync-delimited",
+];
+
+/// Which commands the operator turned off, in qemu-ga's terms.
+#[derive(Debug, Clone, Default)]
+pub struct RpcFilter {
+    /// `--block-rpcs`: always disabled.
+    pub blocked: BTreeSet<String>,
+    /// `--allow-rpcs`: when set, everything else is disabled.
+    pub allowed: Option<BTreeSet<String>>,
+}
+
+impl RpcFilter {
+    fn permits(&self, name: &str) -> bool {
+        !self.blocked.contains(name)
+            && self
+                .allowed
+                .as_ref()
+                .is_none_or(|allowed| allowed.contains(name))
+    }
+}
+
+/// The live command table and what answers each command.
+pub struct Dispatcher {
+    entries: Vec<Entry>,
+    backend: Option<Arc<dyn Backend>>,
+}
+
+/// Outcome of one command before it is encoded.
+struct Answer {
+    result: Result<Option<Value>, QmpError>,
+    delimited: bool,
+}
+
+impl Dispatcher {
+    pub fn new(backend: Option<Arc<dyn Backend>>, filter: &RpcFilter) -> Self {
+        let mut entries: Vec<Entry> = Vec::new();
+        let native = [
+            ("guest-sync-delimited", Native::SyncDelimited),
+            ("guest-sync", Native::Sync),
+            ("guest-ping", Native::Ping),
+            ("guest-info", Native::Info),
+        ];
+        for (name, command) in native {
+            entries.push(Entry {
+                name: name.into(),
+                route: Route::Native(command),
+                enabled: true,
+                success_response: true,
+            });
+        }
+        if let Some(backend) = &backend {
+            for spec in backend.commands() {
+                if entries.iter().any(|e| e.name == spec.name) {
+                    continue;
+                }
+                entries.push(Entry {
+                    name: spec.name,
+                    route: Route::Backend,
+                    enabled: true,
+                    success_response: spec.success_response,
+                });
+            }
+        }
+        if !entries.iter().any(|e| e.name == "guest-get-devices") {
+            entries.push(Entry {
+                name: "guest-get-devices".into(),
+                route: Route::Unsupported,
+                enabled: false,
+                success_response: true,
+            });
+        }
+        for entry in &mut entries {
+            entry.enabled &= filter.permits(&entry.name);
+        }
+        let rank = |name: &str| {
+            QEMU_GA_ORDER
+                .iter()
+                .position(|n| *n == name)
+                .unwrap_or(QEMU_GA_ORDER.len())
+        };
+        entries.sort_by(|a, b| {
+            rank(&a.name)
+                .cmp(&rank(&b.name))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        Dispatcher { entries, backend }
+    }
+
+    /// Names of every command in the table, in `guest-info` order.
+    pub fn command_names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.name.as_str())
+    }
+
+    /// Answer one parsed message: the reply bytes, or None when the command
+    /// answers nothing.
+    pub async fn handle(&self, parsed: Parsed) -> Option<Vec<u8>> {
+        let value = match parsed {
+            Ok(value) => value,
+            Err(desc) => {
+                return Some(protocol::encode_reply(
+                    &Err(QmpError::generic(desc)),
+                    None,
+                    false,
+                ));
+            }
+        };
+        let request = match protocol::check_request(value) {
+            Ok(request) => request,
+            Err((err, id)) => return Some(protocol::encode_reply(&Err(err), id.as_ref(), false)),
+        };
+        let answer = self.execute(&request).await;
+        let result = match answer.result {
+            Ok(None) => return None,
+            Ok(Some(value)) => Ok(value),
+            Err(err) => Err(err),
+        };
+        Some(protocol::encode_reply(
+            &result,
+            request.id.as_ref(),
+            answer.delimited,
+        ))
+    }
+
+    async fn execute(&self, request: &Request) -> Answer {
+        let plain = |result| Answer {
+            result,
+            delimited: false,
+        };
+        let Some(entry) = self.entries.iter().find(|e| e.name == request.command) else {
+            return plain(Err(QmpError::not_found(format!(
+                "The command {} has not been found",
+                request.command
+            ))));
+        };
+        if !entry.enabled {
+            return plain(Err(QmpError::not_found(format!(
+                "Command {} has been disabled",
+                entry.name
+            ))));
+        }
+        let args = request.arguments.as_ref();
+        match entry.route {
+            Route::Native(Native::Ping) => {
+                plain(no_arguments(args).map(|()| Some(Value::Dict(Dict::new()))))
+            }
+            Route::Native(Native::Info) => plain(no_arguments(args).map(|()| Some(self.info()))),
+            Route::Native(Native::Sync) => plain(sync_id(args).map(|id| Some(Value::Int(id)))),
+            Route::Native(Native::SyncDelimited) => match sync_id(args) {
+                Ok(id) => Answer {
+                    result: Ok(Some(Value::Int(id))),
+                    delimited: true,
+                },
+                Err(err) => plain(Err(err)),
+            },
+            Route::Backend => plain(self.call_backend(&entry.name, args).await),
+            Route::Unsupported => plain(Err(QmpError::not_found(format!(
+                "Command {} has been disabled",
+                entry.name
+            )))),
+        }
+    }
+
+    async fn call_backend(
+        &self,
+        name: &str,
+        args: Option<&Dict>,
+    ) -> Result<Option<Value>, QmpError> {
+        let Some(backend) = self.backend.clone() else {
+            return Err(QmpError::not_found(format!(
+                "The command {name} has not been found"
+            )));
+        };
+        let owned = name.to_owned();
+        let args = args.cloned();
+        tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
+            .await
+            .unwrap_or_else(|e| {
+                Err(QmpError::generic(format!(
+                    "{name}: handler thread failed: {e}"
+                )))
+            })
+    }
+
+    /// `guest-info`: built from the live table.
+    fn info(&self) -> Value {
+        let commands = self
+            .entries
+            .iter()
+            .map(|e| {
+                Value::Dict(
+                    Dict::new()
+                        .with("name", e.name.as_str())
+                        .with("enabled", e.enabled)
+                        .with("success-response", e.success_response),
+                )
+            })
+            .collect();
+        Value::Dict(
+            Dict::new()
+                .with("version", env!("CARGO_PKG_VERSION"))
+                .with("supported_commands", Value::List(commands)),
+        )
+    }
+}
+
+/// The input visitor's check for a command without arguments.
+fn no_arguments(args: Option<&Dict>) -> Result<(), QmpError> {
+    unexpected(args, &[])
+}
+
+/// "Parameter 'x' is unexpected" for the first key (in QDict order) that is
+/// not a known parameter.
+fn unexpected(args: Option<&Dict>, known: &[&str]) -> Result<(), QmpError> {
+    let Some(args) = args else { return Ok(()) };
+    match args.iter_qdict_order().find(|(k, _)| !known.contains(k)) {
+        Some((key, _)) => Err(QmpError::generic(format!(
+            "Parameter '{key}' is unexpected"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The `id: int` argument of guest-sync and guest-sync-delimited.
+fn sync_id(args: Option<&Dict>) -> Result<i64, QmpError> {
+    let id = match args.and_then(|a| a.get("id")) {
+        None => return Err(QmpError::generic("Parameter 'id' is missing")),
+        Some(value) => value.as_i64().ok_or_else(|| {
+            QmpError::generic("Invalid parameter type for 'id', expected: integer")
+        })?,
+    };
+    unexpected(args, &["id"])?;
+    Ok(id)
+}

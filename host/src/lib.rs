@@ -1,0 +1,10 @@
+//! qga: a QEMU guest agent whose command handlers run in WebAssembly
+//! sandboxes. The binary is `main.rs`; everything else lives here so tests
+//! and tools can use it.
+
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod protocol;
+pub mod qobject;
+pub mod transport;

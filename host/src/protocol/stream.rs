@@ -1,0 +1,204 @@
+//! QEMU 7.2's JSON message streamer (`qobject/json-streamer.c`): groups the
+//! lexer's tokens into top-level values, enforces the limits (64 MiB per
+//! message, 2^21 tokens, nesting 1024) and resets on every error.
+//!
+//! One deliberate difference: after a limit error QEMU restarts with the next
+//! token of the same oversized value and floods the client with one error per
+//! leftover token. Here the rest of that value is discarded quietly until its
+//! brackets balance, so one bad value costs exactly one error reply.
+
+use super::lexer::{Lexeme, Lexer, MAX_TOKEN_SIZE, TokenKind};
+use super::parser::{self, Token};
+use crate::qobject::{Value, lossy_string};
+
+const MAX_TOKEN_COUNT: usize = 2 << 20;
+const MAX_NESTING: i64 = 1 << 10;
+
+/// A streaming parser: bytes in, complete values (or parse errors) out. One
+/// per client; it holds only that client's partial input.
+#[derive(Default)]
+pub struct StreamParser {
+    lexer: Lexer,
+    tokens: Vec<Token>,
+    braces: i64,
+    brackets: i64,
+    size: usize,
+    /// Depth left to skip of a value that broke a limit.
+    discarding: i64,
+}
+
+/// One parsed message: a value, or the text of a parse error.
+pub type Parsed = Result<Value, String>;
+
+impl StreamParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed bytes; every message they complete is appended to `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Parsed>) {
+        let Self { lexer, .. } = self;
+        let mut lexer = std::mem::take(lexer);
+        for &b in bytes {
+            lexer.feed(b, &mut |lexeme| self.process(lexeme, out));
+        }
+        self.lexer = lexer;
+    }
+
+    /// True while a message is partially received.
+    pub fn is_mid_message(&self) -> bool {
+        !self.tokens.is_empty() || self.discarding > 0
+    }
+
+    fn process(&mut self, lexeme: Lexeme<'_>, out: &mut Vec<Parsed>) {
+        let (kind, text) = match lexeme {
+            Lexeme::Stray(text) => {
+                let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                out.push(Err(format!(
+                    "JSON parse error, stray '{}'",
+                    lossy_string(&text[..end])
+                )));
+                self.reset();
+                self.discarding = 0;
+                return;
+            }
+            Lexeme::Oversized => {
+                self.limit_error("JSON token size limit exceeded", out);
+                return;
+            }
+            Lexeme::Token(kind, text) => (kind, text),
+        };
+        let depth_change = match kind {
+            TokenKind::LCurly | TokenKind::LSquare => 1,
+            TokenKind::RCurly | TokenKind::RSquare => -1,
+            _ => 0,
+        };
+        if self.discarding > 0 {
+            self.discarding += depth_change;
+            return;
+        }
+        match kind {
+            TokenKind::LCurly => self.braces += 1,
+            TokenKind::RCurly => self.braces -= 1,
+            TokenKind::LSquare => self.brackets += 1,
+            TokenKind::RSquare => self.brackets -= 1,
+            _ => {}
+        }
+        if self.size + text.len() + 1 > MAX_TOKEN_SIZE {
+            return self.limit_error("JSON token size limit exceeded", out);
+        }
+        if self.tokens.len() + 1 > MAX_TOKEN_COUNT {
+            return self.limit_error("JSON token count limit exceeded", out);
+        }
+        if self.braces + self.brackets > MAX_NESTING {
+            return self.limit_error("JSON nesting depth limit exceeded", out);
+        }
+        self.size += text.len();
+        self.tokens.push(Token {
+            kind,
+            text: text.to_vec(),
+        });
+        if (self.braces > 0 || self.brackets > 0) && self.braces >= 0 && self.brackets >= 0 {
+            return;
+        }
+        out.push(parser::parse(&self.tokens).map_err(|e| format!("JSON parse error, {e}")));
+        self.reset();
+    }
+
+    fn limit_error(&mut self, desc: &str, out: &mut Vec<Parsed>) {
+        out.push(Err(desc.to_owned()));
+        self.discarding = (self.braces + self.brackets).max(0);
+        self.reset();
+    }
+
+    fn reset(&mut self) {
+        self.tokens = Vec::new();
+        self.braces = 0;
+        self.brackets = 0;
+        self.size = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &[u8]) -> Vec<String> {
+        let mut parser = StreamParser::new();
+        let mut out = Vec::new();
+        parser.feed(input, &mut out);
+        out.into_iter()
+            .map(|r| match r {
+                Ok(v) => v.to_json(),
+                Err(e) => format!("error: {e}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn values_may_span_feeds_and_share_one() {
+        let mut parser = StreamParser::new();
+        let mut out = Vec::new();
+        parser.feed(b"{\"execute\": \"gu", &mut out);
+        assert!(out.is_empty() && parser.is_mid_message());
+        parser.feed(b"est-ping\"}{\"a\": 1}[2]", &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(!parser.is_mid_message());
+    }
+
+    #[test]
+    fn parse_errors_have_qemu_texts() {
+        assert_eq!(run(b"}"), ["error: JSON parse error, expecting value"]);
+        assert_eq!(
+            run(b"{\"a\" 1}"),
+            ["error: JSON parse error, missing : in object pair"]
+        );
+        assert_eq!(
+            run(b"{1: 2}"),
+            ["error: JSON parse error, key is not a string in object"]
+        );
+        assert_eq!(
+            run(b"[1 2]"),
+            ["error: JSON parse error, expected separator in list"]
+        );
+        assert_eq!(
+            run(b"{\"a\":1 \"b\"}"),
+            ["error: JSON parse error, expected separator in dict"]
+        );
+        assert_eq!(
+            run(b"[nul]"),
+            ["error: JSON parse error, invalid keyword 'nul'"]
+        );
+        assert_eq!(
+            run(b"{\"a\":1,\"a\":2}"),
+            ["error: JSON parse error, duplicate key"]
+        );
+        assert_eq!(
+            run(b"\xff{}"),
+            ["error: JSON parse error, stray '\u{FFFD}'", "{}"]
+        );
+    }
+
+    #[test]
+    fn a_stray_byte_drops_the_partial_value() {
+        assert_eq!(
+            run(b"{\"a\": \xff {\"b\": 1}"),
+            ["error: JSON parse error, stray '\u{FFFD}'", "{\"b\": 1}"]
+        );
+    }
+
+    #[test]
+    fn over_deep_nesting_costs_one_error_then_recovers() {
+        let mut input = "[".repeat(1100);
+        input.push_str(&"]".repeat(1100));
+        input.push_str("{\"ok\": 1}");
+        assert_eq!(
+            run(input.as_bytes()),
+            ["error: JSON nesting depth limit exceeded", "{\"ok\": 1}"]
+        );
+        let mut at_limit = "[".repeat(1024);
+        at_limit.push_str(&"]".repeat(1024));
+        assert_eq!(run(at_limit.as_bytes()).len(), 1);
+        assert!(!run(at_limit.as_bytes())[0].starts_with("error"));
+    }
+}

@@ -1,0 +1,418 @@
+//! QEMU's QObject model: the values a request carries and a reply is made of,
+//! with the two properties of QEMU's implementation that are visible on the
+//! wire: the order in which a `QDict` iterates its keys (hash buckets, not
+//! insertion), and the exact text of its compact JSON writer.
+
+use std::fmt::Write as _;
+
+/// A JSON value as QEMU holds it. Integers keep QEMU's three number kinds:
+/// a literal that fits `i64` is `Int`, one that fits only `u64` is `Uint`,
+/// anything else is `Double`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Double(f64),
+    Str(String),
+    List(Vec<Value>),
+    Dict(Dict),
+}
+
+impl Value {
+    /// Serialize exactly as qemu-ga does (`qobject_to_json`): `", "` between
+    /// members, `": "` after keys, keys in QDict order, non-ASCII escaped.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Uint(u) => {
+                let _ = write!(out, "{u}");
+            }
+            Value::Double(d) => out.push_str(&format_g17(*d)),
+            Value::Str(s) => write_quoted(out, s),
+            Value::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    item.write_json(out);
+                }
+                out.push(']');
+            }
+            Value::Dict(dict) => {
+                out.push('{');
+                for (i, (key, value)) in dict.iter_qdict_order().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_quoted(out, key);
+                    out.push_str(": ");
+                    value.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// QEMU's name for this value's type, as used in "expected: ..." texts.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Int(_) | Value::Uint(_) | Value::Double(_) => "number",
+            Value::Str(_) => "string",
+            Value::List(_) => "array",
+            Value::Dict(_) => "object",
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_dict(&self) -> Option<&Dict> {
+        match self {
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// `qnum_get_try_int`: an `Int`, or a `Uint` that fits `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Uint(u) => i64::try_from(*u).ok(),
+            _ => None,
+        }
+    }
+
+    /// `qnum_get_try_uint`: a `Uint`, or a non-negative `Int`.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Uint(u) => Some(*u),
+            Value::Int(i) => u64::try_from(*i).ok(),
+            _ => None,
+        }
+    }
+
+    /// `qnum_get_double`: any number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Uint(u) => Some(*u as f64),
+            Value::Double(d) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+
+impl From<Dict> for Value {
+    fn from(d: Dict) -> Self {
+        Value::Dict(d)
+    }
+}
+
+/// A JSON object with QDict semantics: one value per key, entries kept in
+/// insertion order, iterated on the wire in QDict bucket order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dict {
+    entries: Vec<(String, Value)>,
+}
+
+/// QEMU's `QDICT_BUCKET_MAX`.
+const QDICT_BUCKETS: u32 = 512;
+
+/// QEMU's `tdb_hash`, reduced to a bucket index.
+fn qdict_bucket(key: &str) -> u32 {
+    let bytes = key.as_bytes();
+    let mut value = 0x238F_13AFu32.wrapping_mul(bytes.len() as u32);
+    for (i, &b) in bytes.iter().enumerate() {
+        value = value.wrapping_add(u32::from(b) << ((i * 5) % 24));
+    }
+    1_103_515_243u32.wrapping_mul(value).wrapping_add(12345) % QDICT_BUCKETS
+}
+
+impl Dict {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Insert or replace (in place, like `qdict_put_obj`).
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        let key = key.into();
+        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((key, value)),
+        }
+    }
+
+    /// Builder form of [`Dict::insert`].
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert(key, value.into());
+        self
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let pos = self.entries.iter().position(|(k, _)| k == key)?;
+        Some(self.entries.remove(pos).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Entries in the order QEMU's QDict iterates them: ascending hash
+    /// bucket, and within a bucket the most recently inserted first.
+    pub fn iter_qdict_order(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let mut order: Vec<(u32, usize)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (qdict_bucket(k), i))
+            .collect();
+        order.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        order.into_iter().map(move |(_, i)| {
+            let (k, v) = &self.entries[i];
+            (k.as_str(), v)
+        })
+    }
+}
+
+impl FromIterator<(String, Value)> for Dict {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        let mut dict = Dict::new();
+        for (k, v) in iter {
+            dict.insert(k, v);
+        }
+        dict
+    }
+}
+
+/// QEMU's `is_valid_codepoint`: Unicode scalar values that are not
+/// noncharacters.
+fn is_valid_codepoint(cp: u32) -> bool {
+    cp <= 0x10FFFF
+        && !(0xFDD0..=0xFDEF).contains(&cp)
+        && (cp & 0xFFFE) != 0xFFFE
+        && !(0xD800..=0xDFFF).contains(&cp)
+}
+
+/// QEMU's `mod_utf8_codepoint`: decode one code point of modified UTF-8 from
+/// the front of `bytes`. Returns the code point (None if invalid) and the
+/// number of bytes consumed (at least 1).
+pub fn mod_utf8_codepoint(bytes: &[u8]) -> (Option<u32>, usize) {
+    const MIN_CP: [u32; 5] = [0x80, 0x800, 0x10000, 0x200000, 0x4000000];
+    let first = bytes[0];
+    if first < 0x80 {
+        return (Some(u32::from(first)), 1);
+    }
+    if first >= 0xFE || first & 0x40 == 0 {
+        return (None, 1);
+    }
+    let len = first.leading_ones() as usize;
+    let mut cp = u32::from(first) & ((0x80u32 >> len) - 1);
+    let mut used = 1;
+    for i in 1..len {
+        let b = bytes.get(i).copied().unwrap_or(0);
+        if b & 0xC0 != 0x80 {
+            return (None, used);
+        }
+        used += 1;
+        cp = (cp << 6) | u32::from(b & 0x3F);
+    }
+    if !is_valid_codepoint(cp) || (cp < MIN_CP[len - 2] && !(cp == 0 && len == 2)) {
+        return (None, used);
+    }
+    (Some(cp), used)
+}
+
+/// Decode bytes the way QEMU's writer would render them: each invalid
+/// sequence becomes U+FFFD, `C0 80` becomes U+0000.
+pub fn lossy_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (cp, used) = mod_utf8_codepoint(rest);
+        out.push(cp.and_then(char::from_u32).unwrap_or('\u{FFFD}'));
+        rest = &rest[used..];
+    }
+    out
+}
+
+/// QEMU's `quoted_str`.
+fn write_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='\u{7e}' => out.push(ch),
+            _ => {
+                let cp = if is_valid_codepoint(ch as u32) {
+                    ch as u32
+                } else {
+                    0xFFFD
+                };
+                if cp > 0xFFFF {
+                    let v = cp - 0x10000;
+                    let _ = write!(
+                        out,
+                        "\\u{:04X}\\u{:04X}",
+                        0xD800 + (v >> 10),
+                        0xDC00 + (v & 0x3FF)
+                    );
+                } else {
+                    let _ = write!(out, "\\u{cp:04X}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// C's `printf("%.17g", d)`, the text QEMU writes for a double.
+pub fn format_g17(d: f64) -> String {
+    const P: i32 = 17;
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.into();
+    }
+    if d.is_infinite() {
+        return if d < 0.0 { "-inf" } else { "inf" }.into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = format!("{:.*e}", (P - 1) as usize, d);
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("exponent");
+    if exp < -4 || exp >= P {
+        let mantissa = strip_fraction_zeros(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        let fixed = format!("{:.*}", (P - 1 - exp) as usize, d);
+        strip_fraction_zeros(&fixed).to_owned()
+    }
+}
+
+fn strip_fraction_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_print_like_printf_17g() {
+        assert_eq!(format_g17(0.1), "0.10000000000000001");
+        assert_eq!(format_g17(1.5), "1.5");
+        assert_eq!(format_g17(1e10), "10000000000");
+        assert_eq!(format_g17(1e17), "1e+17");
+        assert_eq!(format_g17(1.8446744073709552e19), "1.8446744073709552e+19");
+        assert_eq!(format_g17(-0.0), "-0");
+        assert_eq!(format_g17(0.0001), "0.0001");
+        assert_eq!(format_g17(0.00001), "1.0000000000000001e-05");
+        assert_eq!(format_g17(123.456), "123.456");
+        assert_eq!(format_g17(5e-324), "4.9406564584124654e-324");
+    }
+
+    #[test]
+    fn dict_iterates_in_qdict_bucket_order() {
+        let reply = Dict::new().with("return", Dict::new()).with("id", 1i64);
+        assert_eq!(Value::Dict(reply).to_json(), r#"{"return": {}, "id": 1}"#);
+        let err = Dict::new().with("error", "x").with("id", 1i64);
+        assert_eq!(Value::Dict(err).to_json(), r#"{"id": 1, "error": "x"}"#);
+        let cmd = Dict::new()
+            .with("name", "guest-ping")
+            .with("enabled", true)
+            .with("success-response", true);
+        assert_eq!(
+            Value::Dict(cmd).to_json(),
+            r#"{"enabled": true, "name": "guest-ping", "success-response": true}"#
+        );
+    }
+
+    #[test]
+    fn strings_escape_like_qemu() {
+        let v = Value::Str("a\"\\\u{8}\u{c}\n\r\t\u{1}\u{7f}é😀\u{FFFE}\0/".into());
+        assert_eq!(
+            v.to_json(),
+            r#""a\"\\\b\f\n\r\t\u0001\u007F\u00E9\uD83D\uDE00\uFFFD\u0000/""#
+        );
+    }
+
+    #[test]
+    fn lossy_decoding_follows_mod_utf8() {
+        assert_eq!(lossy_string(b"\xff"), "\u{FFFD}");
+        assert_eq!(lossy_string(b"a\xc0\x80b"), "a\0b");
+        assert_eq!(lossy_string(b"\xe2\x82"), "\u{FFFD}");
+        assert_eq!(lossy_string(b"\xe2\x82x"), "\u{FFFD}x");
+        assert_eq!(lossy_string(b"\xc3\xa9"), "é");
+    }
+}

@@ -1,0 +1,81 @@
+//! Serving one byte stream: read, parse, dispatch, reply, in order. Every
+//! transport ends up here with its own parser, so no state crosses from one
+//! client to the next.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::dispatch::Dispatcher;
+use crate::protocol::StreamParser;
+
+/// How long a reply may make no progress before its client counts as gone.
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a stream stopped being served.
+#[derive(Debug)]
+pub enum StreamEnd {
+    /// The peer closed its side.
+    Eof,
+    /// Reading failed.
+    ReadError(io::Error),
+    /// A reply could not be written (the peer is gone or stopped reading).
+    WriteFailed(io::Error),
+}
+
+/// Serve requests from `reader` until it ends, writing replies to `writer`.
+pub async fn serve<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    parser: &mut StreamParser,
+    dispatcher: &Dispatcher,
+) -> StreamEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut messages = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => return StreamEnd::Eof,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return StreamEnd::ReadError(e),
+        };
+        parser.feed(&buf[..n], &mut messages);
+        for message in messages.drain(..) {
+            if let Some(reply) = dispatcher.handle(message).await
+                && let Err(e) = write_reply(writer, &reply).await
+            {
+                return StreamEnd::WriteFailed(e);
+            }
+        }
+    }
+}
+
+/// Write a whole reply, giving up when the peer makes no progress for
+/// [`WRITE_STALL`].
+pub async fn write_reply<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut reply: &[u8],
+) -> io::Result<()> {
+    while !reply.is_empty() {
+        match tokio::time::timeout(WRITE_STALL, writer.write(reply)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => reply = &reply[n..],
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "peer stopped reading",
+                ));
+            }
+        }
+    }
+    writer.flush().await
+}
