@@ -2,9 +2,12 @@
 //! sandboxes. The binary is `main.rs`; everything else lives here so tests
 //! and tools can use it.
 
+pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod dispatch;
 pub mod protocol;
 pub mod qobject;
+pub mod runtime;
 pub mod transport;

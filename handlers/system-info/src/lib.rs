@@ -33,7 +33,7 @@ mod component {
     fn read(path: &str) -> Option<Vec<u8>> {
         match read_file::read(path) {
             Ok(bytes) => Some(bytes),
-            Err(ReadError::NotFound | ReadError::Denied(_) | ReadError::Other(_)) => None,
+            Err(ReadError::NotFound | ReadError::Other(_)) => None,
         }
     }
 

@@ -1,0 +1,26 @@
+//! `qga:agent/clock`: real time and the local time zone.
+
+mod sys;
+
+use super::qga::agent::clock::{Host, Timezone};
+use super::{CallCtx, Capability, QgaError};
+
+impl Host for CallCtx {
+    fn now_ns(&mut self) -> wasmtime::Result<i64> {
+        self.grant.require(&self.command, Capability::Clock)?;
+        Ok(sys::realtime_ns())
+    }
+
+    fn local_timezone(&mut self) -> wasmtime::Result<Result<Timezone, QgaError>> {
+        self.grant.require(&self.command, Capability::Clock)?;
+        Ok(match sys::local_timezone() {
+            Ok((abbreviation, offset_seconds)) => Ok(Timezone {
+                abbreviation,
+                offset_seconds,
+            }),
+            Err(e) => Err(QgaError {
+                desc: format!("failed to get local time zone: {e}"),
+            }),
+        })
+    }
+}

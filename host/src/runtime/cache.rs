@@ -1,0 +1,82 @@
+//! Compiled-component artifacts on disk, keyed by the component's sha256 and
+//! the engine's compatibility hash. A file is `MAGIC`, the sha256 of the
+//! payload, then the payload (`Engine::precompile_component` output). A
+//! corrupt, stale or foreign file is ignored (and replaced when this build
+//! can compile); files are written to a temporary name and renamed.
+//!
+//! This module holds the runtime's only `unsafe` (deserialization).
+
+use std::hash::{Hash, Hasher};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+const MAGIC: &[u8; 10] = b"QGACWASM1\n";
+const HEADER: usize = MAGIC.len() + 32;
+
+/// The engine part of cache keys: wasmtime's own compatibility hash (its
+/// version, target and every setting that changes generated code).
+pub fn engine_key(engine: &Engine) -> String {
+    // DefaultHasher::new() uses fixed keys: the same value in every run.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The artifact file for a component digest under `dir`.
+pub fn artifact_path(dir: &Path, family: &str, digest: &str, engine_key: &str) -> PathBuf {
+    dir.join(format!("{family}-{digest}-{engine_key}.cwasm"))
+}
+
+/// Why an artifact was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0} is not a qga artifact or is corrupt")]
+    Corrupt(PathBuf),
+    #[error("{0} does not fit this engine: {1}")]
+    Incompatible(PathBuf, String),
+}
+
+/// Load an artifact written by [`store`].
+pub fn load(engine: &Engine, path: &Path) -> Result<Component, ArtifactError> {
+    let bytes = std::fs::read(path).map_err(|e| ArtifactError::Read(path.to_owned(), e))?;
+    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(ArtifactError::Corrupt(path.to_owned()));
+    }
+    let payload = &bytes[HEADER..];
+    if Sha256::digest(payload).as_slice() != &bytes[MAGIC.len()..HEADER] {
+        return Err(ArtifactError::Corrupt(path.to_owned()));
+    }
+    // SAFETY: `Component::deserialize` requires bytes produced by
+    // `Engine::precompile_component` (wasmtime itself then checks version
+    // and engine compatibility). The payload is exactly what `store` wrote
+    // from `precompile_component` in this program or in `qga compile`: the
+    // sha256 over it, written alongside, matches, so it is neither
+    // truncated nor corrupted; the directory belongs to the agent's
+    // operator (the state directory, or one they name).
+    unsafe { Component::deserialize(engine, payload) }
+        .map_err(|e| ArtifactError::Incompatible(path.to_owned(), e.to_string()))
+}
+
+/// Write `payload` (from `Engine::precompile_component`) atomically.
+pub fn store(path: &Path, payload: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(MAGIC)?;
+    f.write_all(&Sha256::digest(payload))?;
+    f.write_all(payload)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
