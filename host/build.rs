@@ -55,7 +55,10 @@ fn main() {
     let mut embedded = String::from("pub const EMBEDDED: &[(&str, &[u8])] = &[\n");
     for family in FAMILIES {
         let dest = out.join(format!("{family}.wasm"));
-        copy(&built.join(format!("{}.wasm", family.replace('-', "_"))), &dest);
+        copy(
+            &built.join(format!("{}.wasm", family.replace('-', "_"))),
+            &dest,
+        );
         embedded.push_str(&format!(
             "    ({family:?}, include_bytes!({:?})),\n",
             dest.display().to_string()

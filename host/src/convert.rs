@@ -13,6 +13,8 @@
 //! JSON kinds ↔ QAPI alternate; a variant whose cases carry records (or
 //! nothing) ↔ QAPI flat union on `type`.
 
+mod ghash;
+
 use base64::Engine as _;
 use thiserror::Error;
 use wasmtime::component::Val;
@@ -133,7 +135,9 @@ impl Shape {
                 Type::U8 => Shape::Bytes,
                 elem => Shape::List(Box::new(Shape::from_type(&elem, &format!("{at}[]"))?)),
             },
-            Type::Record(record) => Shape::Record(fields_of(record.fields().map(|f| (f.name, f.ty)), at)?),
+            Type::Record(record) => {
+                Shape::Record(fields_of(record.fields().map(|f| (f.name, f.ty)), at)?)
+            }
             Type::Option(opt) => Shape::Option(Box::new(Shape::from_type(&opt.ty(), at)?)),
             Type::Enum(e) => Shape::Enum(e.names().map(str::to_owned).collect()),
             Type::Variant(v) => {
@@ -176,7 +180,11 @@ fn fields_of<'a>(
 ) -> Result<Vec<Field>, ShapeError> {
     fields
         .map(|(name, ty)| {
-            let here = if at.is_empty() { name.to_owned() } else { format!("{at}.{name}") };
+            let here = if at.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{at}.{name}")
+            };
             Ok(match ty {
                 Type::Option(opt) => Field {
                     name: name.to_owned(),
@@ -202,7 +210,9 @@ fn variant_shape(cases: Vec<(String, Option<Type>)>, at: &str) -> Result<Shape, 
             .into_iter()
             .map(|(name, ty)| {
                 let fields = match ty {
-                    Some(Type::Record(r)) => Some(fields_of(r.fields().map(|f| (f.name, f.ty)), at)?),
+                    Some(Type::Record(r)) => {
+                        Some(fields_of(r.fields().map(|f| (f.name, f.ty)), at)?)
+                    }
                     _ => None,
                 };
                 Ok(UnionCase { name, fields })
@@ -251,7 +261,12 @@ impl Signature {
         let empty = Dict::new();
         let args = arguments.unwrap_or(&empty);
         let vals = members_from_json(&self.params, args, None)?;
-        check_unexpected(args, None, |k| self.params.iter().any(|f| f.name == k))?;
+        check_unexpected(
+            args,
+            None,
+            |k| self.params.iter().any(|f| f.name == k),
+            &field_names(&self.params),
+        )?;
         Ok(vals.into_iter().map(|(_, v)| v).collect())
     }
 
@@ -273,7 +288,9 @@ fn path(parent: Option<&str>, name: &str) -> String {
 }
 
 fn invalid_type(name: &str, expected: &str) -> QmpError {
-    QmpError::generic(format!("Invalid parameter type for '{name}', expected: {expected}"))
+    QmpError::generic(format!(
+        "Invalid parameter type for '{name}', expected: {expected}"
+    ))
 }
 
 fn expects(name: &str, ty: &str) -> QmpError {
@@ -302,18 +319,36 @@ fn members_from_json(
         .collect()
 }
 
+/// qemu-ga's "unexpected member" check: the dict's keys enter a GLib hash
+/// table in QDict order, visited members leave it in visiting order, and the
+/// first key left in slot order is reported.
 fn check_unexpected(
     dict: &Dict,
     parent: Option<&str>,
     known: impl Fn(&str) -> bool,
+    visit_order: &[&str],
 ) -> Result<(), QmpError> {
-    match dict.iter_qdict_order().find(|(k, _)| !known(k)) {
-        Some((k, _)) => Err(QmpError::generic(format!(
+    if dict.iter().all(|(k, _)| known(k)) {
+        return Ok(());
+    }
+    let mut left = ghash::KeySet::new();
+    for (k, _) in dict.iter_qdict_order() {
+        left.insert(k);
+    }
+    for k in visit_order {
+        left.remove(k);
+    }
+    match left.first() {
+        Some(k) => Err(QmpError::generic(format!(
             "Parameter '{}' is unexpected",
             path(parent, k)
         ))),
         None => Ok(()),
     }
+}
+
+fn field_names(fields: &[Field]) -> Vec<&str> {
+    fields.iter().map(|f| f.name.as_str()).collect()
 }
 
 fn int64(v: &Value, name: &str) -> Result<i64, QmpError> {
@@ -401,7 +436,12 @@ pub fn from_json(shape: &Shape, v: &Value, name: &str) -> Result<Val, QmpError> 
         Shape::Record(fields) => match v {
             Value::Dict(d) => {
                 let members = members_from_json(fields, d, Some(name))?;
-                check_unexpected(d, Some(name), |k| fields.iter().any(|f| f.name == k))?;
+                check_unexpected(
+                    d,
+                    Some(name),
+                    |k| fields.iter().any(|f| f.name == k),
+                    &field_names(fields),
+                )?;
                 Val::Record(members)
             }
             _ => return Err(invalid_type(name, "object")),
@@ -434,16 +474,26 @@ pub fn from_json(shape: &Shape, v: &Value, name: &str) -> Result<Val, QmpError> 
             };
             let type_name = path(Some(name), "type");
             let Some(tag) = d.get("type") else {
-                return Err(QmpError::generic(format!("Parameter '{type_name}' is missing")));
+                return Err(QmpError::generic(format!(
+                    "Parameter '{type_name}' is missing"
+                )));
             };
             let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
             let tag = enum_case(&names, tag, &type_name)?;
-            let case = cases.iter().find(|c| c.name == tag).expect("tag is a case name");
+            let case = cases
+                .iter()
+                .find(|c| c.name == tag)
+                .expect("tag is a case name");
             let fields = case.fields.as_deref().unwrap_or(&[]);
             let members = members_from_json(fields, d, Some(name))?;
-            check_unexpected(d, Some(name), |k| {
-                k == "type" || fields.iter().any(|f| f.name == k)
-            })?;
+            let mut visited = vec!["type"];
+            visited.extend(field_names(fields));
+            check_unexpected(
+                d,
+                Some(name),
+                |k| k == "type" || fields.iter().any(|f| f.name == k),
+                &visited,
+            )?;
             let payload = case.fields.as_ref().map(|_| Box::new(Val::Record(members)));
             Val::Variant(tag, payload)
         }
@@ -514,11 +564,11 @@ pub fn to_json(shape: &Shape, val: &Val) -> Value {
         (Shape::List(elem), Val::List(items)) => {
             Value::List(items.iter().map(|v| to_json(elem, v)).collect())
         }
-        (Shape::Record(fields), Val::Record(members)) => Value::Dict(record_to_json(fields, members)),
-        (Shape::Option(inner), Val::Option(o)) => match o {
-            Some(v) => to_json(inner, v),
-            None => Value::Null,
-        },
+        (Shape::Record(fields), Val::Record(members)) => {
+            Value::Dict(record_to_json(fields, members))
+        }
+        (Shape::Option(inner), Val::Option(Some(v))) => to_json(inner, v),
+        (Shape::Option(_), Val::Option(None)) => Value::Null,
         (Shape::Alternate(cases), Val::Variant(case, Some(payload))) => {
             match cases.iter().find(|c| c.name == *case) {
                 Some(c) => to_json(&c.shape, payload),
@@ -528,8 +578,13 @@ pub fn to_json(shape: &Shape, val: &Val) -> Value {
         (Shape::Union(cases), Val::Variant(case, payload)) => {
             let mut d = Dict::new();
             d.insert("type", Value::Str(case.clone()));
-            if let (Some(UnionCase { fields: Some(fields), .. }), Some(p)) =
-                (cases.iter().find(|c| c.name == *case), payload)
+            if let (
+                Some(UnionCase {
+                    fields: Some(fields),
+                    ..
+                }),
+                Some(p),
+            ) = (cases.iter().find(|c| c.name == *case), payload)
                 && let Val::Record(members) = &**p
             {
                 for (k, v) in record_to_json(fields, members).iter() {

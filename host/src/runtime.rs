@@ -21,7 +21,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, ResourceTable, Val};
+use wasmtime::component::{
+    Component, ComponentExportIndex, InstancePre, Linker, ResourceTable, Val,
+};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -166,7 +168,10 @@ pub fn engine() -> Result<Engine, RuntimeError> {
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn sources(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
@@ -191,7 +196,8 @@ fn sources(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
             let Some(family) = path.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
-            let bytes = std::fs::read(&path).map_err(|e| RuntimeError::ReadComponent(path.clone(), e))?;
+            let bytes =
+                std::fs::read(&path).map_err(|e| RuntimeError::ReadComponent(path.clone(), e))?;
             let source = Source {
                 family: family.to_owned(),
                 digest: hex_digest(&bytes),
@@ -340,7 +346,11 @@ impl Runtime {
     /// first, then the handlers directory by file name), each in its
     /// interface's order.
     pub fn commands(&self) -> Vec<CommandSpec> {
-        self.inner.families.iter().flat_map(|f| f.commands.iter().cloned()).collect()
+        self.inner
+            .families
+            .iter()
+            .flat_map(|f| f.commands.iter().cloned())
+            .collect()
     }
 
     /// Compile (or load from cache) every family now; the first error.
@@ -362,10 +372,9 @@ impl Runtime {
                 desc: format!("The command {command} has not been found"),
             });
         };
-        let loaded = self
-            .inner
-            .load(family)
-            .map_err(|reason| QmpError::generic(format!("{command}: handler unavailable: {reason}")))?;
+        let loaded = self.inner.load(family).map_err(|reason| {
+            QmpError::generic(format!("{command}: handler unavailable: {reason}"))
+        })?;
         let prepared = loaded
             .commands
             .get(command)
@@ -470,24 +479,36 @@ impl Inner {
     }
 
     #[cfg(feature = "cranelift")]
-    fn compile(&self, source: &Source, cache_dir: &Path, _why: Vec<String>) -> Result<Component, String> {
+    fn compile(
+        &self,
+        source: &Source,
+        cache_dir: &Path,
+        _why: Vec<String>,
+    ) -> Result<Component, String> {
         let payload = self
             .engine
             .precompile_component(&source.bytes)
             .map_err(|e| format!("cannot compile: {e:#}"))?;
-        let path = cache::artifact_path(cache_dir, &source.family, &source.digest, &self.engine_key);
+        let path =
+            cache::artifact_path(cache_dir, &source.family, &source.digest, &self.engine_key);
         if let Err(e) = cache::store(&path, &payload) {
             tracing::warn!("cannot cache {}: {e}", path.display());
         }
         // Load what was just produced, as a cached start would.
         match cache::load(&self.engine, &path) {
             Ok(c) => Ok(c),
-            Err(_) => Component::new(&self.engine, &source.bytes[..]).map_err(|e| format!("cannot compile: {e:#}")),
+            Err(_) => Component::new(&self.engine, &source.bytes[..])
+                .map_err(|e| format!("cannot compile: {e:#}")),
         }
     }
 
     #[cfg(not(feature = "cranelift"))]
-    fn compile(&self, source: &Source, _cache_dir: &Path, why: Vec<String>) -> Result<Component, String> {
+    fn compile(
+        &self,
+        source: &Source,
+        _cache_dir: &Path,
+        why: Vec<String>,
+    ) -> Result<Component, String> {
         let mut msg = format!(
             "no precompiled artifact for component sha256 {} (this build has no compiler; run `qga compile`)",
             source.digest
@@ -535,7 +556,9 @@ impl Inner {
                 .get_export_index(Some(&iface_index), name)
                 .ok_or_else(|| format!("missing export {name}"))?;
             let grant = Arc::new(self.grant_for(name));
-            let linker = self.linker(&component, name, &grant).map_err(|e| format!("{name}: cannot link: {e:#}"))?;
+            let linker = self
+                .linker(&component, name, &grant)
+                .map_err(|e| format!("{name}: cannot link: {e:#}"))?;
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| format!("{name}: cannot link: {e:#}"))?;
@@ -555,7 +578,12 @@ impl Inner {
 
     /// The command's own linker: WASI, its granted capabilities, and
     /// permission-denied stubs for everything else the component imports.
-    fn linker(&self, component: &Component, command: &str, grant: &Grant) -> wasmtime::Result<Linker<CallCtx>> {
+    fn linker(
+        &self,
+        component: &Component,
+        command: &str,
+        grant: &Grant,
+    ) -> wasmtime::Result<Linker<CallCtx>> {
         let mut linker: Linker<CallCtx> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         for cap in &grant.capabilities {
@@ -603,7 +631,11 @@ impl Inner {
                 FsPerms::ReadOnly
             };
             if let Err(e) = wasi.preopened_dir(&p.host, &p.guest, perms) {
-                tracing::warn!("{}: cannot preopen {}: {e}", prepared.command, p.host.display());
+                tracing::warn!(
+                    "{}: cannot preopen {}: {e}",
+                    prepared.command,
+                    p.host.display()
+                );
             }
         }
         let ctx = CallCtx {
@@ -632,12 +664,24 @@ impl Inner {
             func.call(&mut store, params, &mut results)
         });
         if let Err(e) = outcome {
-            return Err(QmpError::generic(self.describe_failure(prepared, store.data(), &e)));
+            return Err(QmpError::generic(self.describe_failure(
+                prepared,
+                store.data(),
+                &e,
+            )));
         }
         let reply = match &results[0] {
             Val::Result(Ok(ok)) => prepared.signature.ok_to_json(ok.as_deref()),
-            Val::Result(Err(err)) => return Err(QmpError::generic(crate::convert::error_desc(err.as_deref()))),
-            _ => return Err(QmpError::generic(format!("{command}: handler returned no result"))),
+            Val::Result(Err(err)) => {
+                return Err(QmpError::generic(crate::convert::error_desc(
+                    err.as_deref(),
+                )));
+            }
+            _ => {
+                return Err(QmpError::generic(format!(
+                    "{command}: handler returned no result"
+                )));
+            }
         };
         if let Some(v) = &reply {
             let len = v.to_json().len();
@@ -653,7 +697,11 @@ impl Inner {
 
     fn describe_failure(&self, prepared: &Prepared, ctx: &CallCtx, e: &wasmtime::Error) -> String {
         let command = &*prepared.command;
-        if let Some(hit) = ctx.limiter.hit().or_else(|| e.downcast_ref::<MemoryLimitHit>().copied()) {
+        if let Some(hit) = ctx
+            .limiter
+            .hit()
+            .or_else(|| e.downcast_ref::<MemoryLimitHit>().copied())
+        {
             return format!(
                 "{command}: handler exceeded its {} memory limit",
                 human_bytes(hit.limit)
@@ -681,15 +729,21 @@ impl Inner {
 /// Cranelift loads these (`RuntimeConfig::precompiled_dir`). Returns the
 /// written paths.
 #[cfg(feature = "cranelift")]
-pub fn compile_families(config: &RuntimeConfig, out_dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
+pub fn compile_families(
+    config: &RuntimeConfig,
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, RuntimeError> {
     let engine = engine()?;
     let key = cache::engine_key(&engine);
     let mut written = Vec::new();
     for source in sources(config)? {
-        let payload = engine.precompile_component(&source.bytes).map_err(|e| RuntimeError::Compile {
-            family: source.family.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let payload =
+            engine
+                .precompile_component(&source.bytes)
+                .map_err(|e| RuntimeError::Compile {
+                    family: source.family.clone(),
+                    reason: format!("{e:#}"),
+                })?;
         let path = cache::artifact_path(out_dir, &source.family, &source.digest, &key);
         cache::store(&path, &payload).map_err(|e| RuntimeError::Compile {
             family: source.family.clone(),

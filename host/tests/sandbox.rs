@@ -32,7 +32,12 @@ fn call(rt: &Runtime, command: &str, args: Dict) -> Result<Option<Value>, String
 
 fn echo_works(rt: &Runtime) {
     let arg = Dict::new().with("i", 7i64);
-    let reply = call(rt, "fixture-echo", Dict::new().with("arg", Value::Dict(arg))).unwrap();
+    let reply = call(
+        rt,
+        "fixture-echo",
+        Dict::new().with("arg", Value::Dict(arg)),
+    )
+    .unwrap();
     assert_eq!(reply.unwrap().to_json(), r#"{"i": 7}"#);
 }
 
@@ -60,7 +65,10 @@ fn endless_loop_times_out_within_its_deadline() {
     let err = call(&rt, "fixture-loop", Dict::new()).unwrap_err();
     let took = start.elapsed();
     assert_eq!(err, "fixture-loop: handler exceeded its 300 ms deadline");
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1500), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
     echo_works(&rt);
 }
 
@@ -68,7 +76,10 @@ fn endless_loop_times_out_within_its_deadline() {
 fn memory_bomb_hits_the_memory_cap() {
     let rt = fixture_runtime("alloc", |_| {});
     let err = call(&rt, "fixture-alloc", Dict::new().with("mib", 4096i64)).unwrap_err();
-    assert_eq!(err, "fixture-alloc: handler exceeded its 64 MiB memory limit");
+    assert_eq!(
+        err,
+        "fixture-alloc: handler exceeded its 64 MiB memory limit"
+    );
     // A modest allocation under the cap is fine.
     let ok = call(&rt, "fixture-alloc", Dict::new().with("mib", 8i64)).unwrap();
     assert_eq!(ok, Some(Value::Int(8)));
@@ -79,7 +90,10 @@ fn memory_bomb_hits_the_memory_cap() {
 fn panic_becomes_an_error() {
     let rt = fixture_runtime("panic", |_| {});
     let err = call(&rt, "fixture-panic", Dict::new()).unwrap_err();
-    assert_eq!(err, "fixture-panic: handler crashed (panic or wasm unreachable)");
+    assert_eq!(
+        err,
+        "fixture-panic: handler crashed (panic or wasm unreachable)"
+    );
     echo_works(&rt);
 }
 
@@ -116,16 +130,26 @@ fn ungranted_interface_is_refused() {
     echo_works(&rt);
     // Granted, the same handler works.
     let rt = fixture_runtime("granted", |c| {
-        c.grants
-            .insert("fixture-ungranted".into(), Grant::none().with(Capability::Clock));
+        c.grants.insert(
+            "fixture-ungranted".into(),
+            Grant::none().with(Capability::Clock),
+        );
     });
-    assert!(matches!(call(&rt, "fixture-ungranted", Dict::new()), Ok(Some(Value::Int(_)))));
+    assert!(matches!(
+        call(&rt, "fixture-ungranted", Dict::new()),
+        Ok(Some(Value::Int(_)))
+    ));
 }
 
 #[test]
 fn handler_errors_and_no_reply() {
     let rt = fixture_runtime("errors", |_| {});
-    let err = call(&rt, "fixture-fail", Dict::new().with("desc", "handle '5' has not been found")).unwrap_err();
+    let err = call(
+        &rt,
+        "fixture-fail",
+        Dict::new().with("desc", "handle '5' has not been found"),
+    )
+    .unwrap_err();
     assert_eq!(err, "handle '5' has not been found");
     assert_eq!(call(&rt, "fixture-quiet", Dict::new()), Ok(None));
 }
@@ -143,16 +167,22 @@ fn echo_round_trips_through_wasm() {
         .with("data", "QUJD")
         .with(
             "items",
-            Value::List(vec![Value::Dict(Dict::new().with("flag", true).with("small", 3i64))]),
+            Value::List(vec![Value::Dict(
+                Dict::new().with("flag", true).with("small", 3i64),
+            )]),
         )
         .with("w", "green");
     let mut expected = arg.clone();
     expected.insert("u", Value::Uint(u64::MAX));
     let mut sent = arg;
     sent.insert("u", Value::Uint(u64::MAX));
-    let reply = call(&rt, "fixture-echo", Dict::new().with("arg", Value::Dict(sent)))
-        .unwrap()
-        .unwrap();
+    let reply = call(
+        &rt,
+        "fixture-echo",
+        Dict::new().with("arg", Value::Dict(sent)),
+    )
+    .unwrap()
+    .unwrap();
     let Value::Dict(reply) = reply else { panic!() };
     for (k, v) in expected.iter() {
         assert_eq!(reply.get(k), Some(v), "{k}");
@@ -161,11 +191,21 @@ fn echo_round_trips_through_wasm() {
     let err = call(
         &rt,
         "fixture-echo",
-        Dict::new().with("arg", Value::Dict(Dict::new().with("i", 1i64).with("s8v", 300i64))),
+        Dict::new().with(
+            "arg",
+            Value::Dict(Dict::new().with("i", 1i64).with("s8v", 300i64)),
+        ),
     )
     .unwrap_err();
     assert_eq!(err, "Parameter 'arg.s8v' expects int8");
-    let err = call(&rt, "fixture-echo", Dict::new().with("arg", Value::Dict(Dict::new().with("i", 1i64))).with("x", 1i64)).unwrap_err();
+    let err = call(
+        &rt,
+        "fixture-echo",
+        Dict::new()
+            .with("arg", Value::Dict(Dict::new().with("i", 1i64)))
+            .with("x", 1i64),
+    )
+    .unwrap_err();
     assert_eq!(err, "Parameter 'x' is unexpected");
 }
 

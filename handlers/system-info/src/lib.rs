@@ -18,7 +18,7 @@ mod component {
     use exports::qga::agent::system_info::{
         Guest, GuestHostName, GuestOsInfo, GuestTimezone, GuestUser,
     };
-    use qga::agent::read_file::{self, ReadError};
+    use qga::agent::read_file;
     use qga::agent::types::QgaError;
     use qga::agent::{clock, host_info};
 
@@ -31,10 +31,7 @@ mod component {
     /// `None` for a file that cannot be read, whatever the reason (qemu-ga
     /// treats every failure to open or parse these files as "absent").
     fn read(path: &str) -> Option<Vec<u8>> {
-        match read_file::read(path) {
-            Ok(bytes) => Some(bytes),
-            Err(ReadError::NotFound | ReadError::Other(_)) => None,
-        }
+        read_file::read(path).ok()
     }
 
     impl Guest for SystemInfo {

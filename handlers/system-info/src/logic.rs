@@ -175,7 +175,10 @@ mod tests {
 
     #[test]
     fn time_is_microsecond_granular() {
-        assert_eq!(qemu_time_ns(1_795_610_576_136_533_123), 1_795_610_576_136_533_000);
+        assert_eq!(
+            qemu_time_ns(1_795_610_576_136_533_123),
+            1_795_610_576_136_533_000
+        );
     }
 
     #[test]
@@ -242,8 +245,14 @@ mod tests {
         assert_eq!(
             users,
             vec![
-                User { user: "bob".into(), login_time: 90.25 },
-                User { user: "alice".into(), login_time: 50.0 },
+                User {
+                    user: "bob".into(),
+                    login_time: 90.25
+                },
+                User {
+                    user: "alice".into(),
+                    login_time: 50.0
+                },
             ]
         );
     }

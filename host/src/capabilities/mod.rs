@@ -38,7 +38,11 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Clock, Capability::HostInfo, Capability::ReadFile];
+    pub const ALL: [Capability; 3] = [
+        Capability::Clock,
+        Capability::HostInfo,
+        Capability::ReadFile,
+    ];
 
     /// The interface's name as a component imports it.
     pub fn interface(self) -> &'static str {
@@ -210,11 +214,19 @@ mod tests {
 
     #[test]
     fn each_system_info_command_gets_only_its_capabilities() {
-        let caps = |c| Grant::builtin(c, &no_env).capabilities.into_iter().collect::<Vec<_>>();
+        let caps = |c| {
+            Grant::builtin(c, &no_env)
+                .capabilities
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(caps("guest-get-time"), [Capability::Clock]);
         assert_eq!(caps("guest-get-timezone"), [Capability::Clock]);
         assert_eq!(caps("guest-get-host-name"), [Capability::HostInfo]);
-        assert_eq!(caps("guest-get-osinfo"), [Capability::HostInfo, Capability::ReadFile]);
+        assert_eq!(
+            caps("guest-get-osinfo"),
+            [Capability::HostInfo, Capability::ReadFile]
+        );
         assert_eq!(caps("guest-get-users"), [Capability::ReadFile]);
         assert!(caps("fixture-ungranted").is_empty());
     }
@@ -224,7 +236,10 @@ mod tests {
         let env = |k: &str| (k == "QGA_OS_RELEASE").then(|| "/tmp/osr".to_owned());
         let g = Grant::builtin("guest-get-osinfo", &env);
         assert_eq!(g.read_files, [PathBuf::from("/tmp/osr")]);
-        assert_eq!(g.env, [("QGA_OS_RELEASE".to_owned(), "/tmp/osr".to_owned())]);
+        assert_eq!(
+            g.env,
+            [("QGA_OS_RELEASE".to_owned(), "/tmp/osr".to_owned())]
+        );
         let g = Grant::builtin("guest-get-osinfo", &no_env);
         assert_eq!(g.read_files.len(), 2);
         assert!(g.env.is_empty());
@@ -232,11 +247,18 @@ mod tests {
 
     #[test]
     fn require_names_command_and_interface() {
-        let err = Grant::none().require("guest-x", Capability::Clock).unwrap_err();
+        let err = Grant::none()
+            .require("guest-x", Capability::Clock)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "permission denied: guest-x is not granted qga:agent/clock"
         );
-        assert!(Grant::none().with(Capability::Clock).require("x", Capability::Clock).is_ok());
+        assert!(
+            Grant::none()
+                .with(Capability::Clock)
+                .require("x", Capability::Clock)
+                .is_ok()
+        );
     }
 }

@@ -167,7 +167,14 @@ fn missing_parameter() {
 
 #[test]
 fn integer_type_errors() {
-    for v in ["1.5", "\"x\"", "null", "9223372036854775808", "-9223372036854775809", "18446744073709551615"] {
+    for v in [
+        "1.5",
+        "\"x\"",
+        "null",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551615",
+    ] {
         assert_eq!(
             err(&file_read(), &format!(r#"{{"handle": {v}}}"#)),
             "Invalid parameter type for 'handle', expected: integer",
@@ -183,14 +190,21 @@ fn integer_type_errors() {
 #[test]
 fn uint64_wraps_negative_and_rejects_the_rest() {
     let vals = mem_blocks()
-        .params_from_json(Some(&args(r#"{"mem-blks": [{"phys-index": -1, "online": true}]}"#)))
+        .params_from_json(Some(&args(
+            r#"{"mem-blks": [{"phys-index": -1, "online": true}]}"#,
+        )))
         .unwrap();
     let Val::List(items) = &vals[0] else { panic!() };
-    let Val::Record(members) = &items[0] else { panic!() };
+    let Val::Record(members) = &items[0] else {
+        panic!()
+    };
     assert_eq!(members[0].1, Val::U64(u64::MAX));
     for v in ["18446744073709551616", "1.0", "\"x\"", "true"] {
         assert_eq!(
-            err(&mem_blocks(), &format!(r#"{{"mem-blks": [{{"phys-index": {v}, "online": true}}]}}"#)),
+            err(
+                &mem_blocks(),
+                &format!(r#"{{"mem-blks": [{{"phys-index": {v}, "online": true}}]}}"#)
+            ),
             "Parameter 'mem-blks[0].phys-index' expects uint64",
             "{v}"
         );
@@ -199,28 +213,51 @@ fn uint64_wraps_negative_and_rejects_the_rest() {
 
 #[test]
 fn sized_integers_report_their_type() {
-    let s = sig(vec![opt("a", Shape::U8), opt("b", Shape::U16), opt("c", Shape::S8), opt("d", Shape::S32)]);
+    let s = sig(vec![
+        opt("a", Shape::U8),
+        opt("b", Shape::U16),
+        opt("c", Shape::S8),
+        opt("d", Shape::S32),
+    ]);
     assert_eq!(err(&s, r#"{"a": 256}"#), "Parameter 'a' expects uint8");
     assert_eq!(err(&s, r#"{"a": -1}"#), "Parameter 'a' expects uint8");
     assert_eq!(err(&s, r#"{"b": 65536}"#), "Parameter 'b' expects uint16");
     assert_eq!(err(&s, r#"{"c": -129}"#), "Parameter 'c' expects int8");
-    assert_eq!(err(&s, r#"{"c": "x"}"#), "Invalid parameter type for 'c', expected: integer");
-    assert_eq!(err(&s, r#"{"d": 2147483648}"#), "Parameter 'd' expects int32");
-    assert!(s.params_from_json(Some(&args(r#"{"a": 255, "b": 65535, "c": -128}"#))).is_ok());
+    assert_eq!(
+        err(&s, r#"{"c": "x"}"#),
+        "Invalid parameter type for 'c', expected: integer"
+    );
+    assert_eq!(
+        err(&s, r#"{"d": 2147483648}"#),
+        "Parameter 'd' expects int32"
+    );
+    assert!(
+        s.params_from_json(Some(&args(r#"{"a": 255, "b": 65535, "c": -128}"#)))
+            .is_ok()
+    );
 }
 
 #[test]
 fn nested_names_and_kinds() {
     assert_eq!(
-        err(&set_vcpus(), r#"{"vcpus": [{"logical-id": "a", "online": true}]}"#),
+        err(
+            &set_vcpus(),
+            r#"{"vcpus": [{"logical-id": "a", "online": true}]}"#
+        ),
         "Invalid parameter type for 'vcpus[0].logical-id', expected: integer"
     );
     assert_eq!(
-        err(&set_vcpus(), r#"{"vcpus": [{"logical-id": 0, "online": 1}]}"#),
+        err(
+            &set_vcpus(),
+            r#"{"vcpus": [{"logical-id": 0, "online": 1}]}"#
+        ),
         "Invalid parameter type for 'vcpus[0].online', expected: boolean"
     );
     assert_eq!(
-        err(&set_vcpus(), r#"{"vcpus": [{"logical-id": 1, "online": true, "x": 3}]}"#),
+        err(
+            &set_vcpus(),
+            r#"{"vcpus": [{"logical-id": 1, "online": true, "x": 3}]}"#
+        ),
         "Parameter 'vcpus[0].x' is unexpected"
     );
     assert_eq!(
@@ -231,23 +268,38 @@ fn nested_names_and_kinds() {
         err(&mem_blocks(), r#"{"mem-blks": [1]}"#),
         "Invalid parameter type for 'mem-blks[0]', expected: object"
     );
-    let exec = sig(vec![field("path", Shape::Str), opt("arg", Shape::List(Box::new(Shape::Str)))]);
+    let exec = sig(vec![
+        field("path", Shape::Str),
+        opt("arg", Shape::List(Box::new(Shape::Str))),
+    ]);
     assert_eq!(
         err(&exec, r#"{"path": "x", "arg": [1]}"#),
         "Invalid parameter type for 'arg[0]', expected: string"
     );
     let number = sig(vec![field("n", Shape::F64)]);
-    assert_eq!(err(&number, r#"{"n": "1"}"#), "Invalid parameter type for 'n', expected: number");
-    assert_eq!(number.params_from_json(Some(&args(r#"{"n": 3}"#))).unwrap(), [Val::Float64(3.0)]);
+    assert_eq!(
+        err(&number, r#"{"n": "1"}"#),
+        "Invalid parameter type for 'n', expected: number"
+    );
+    assert_eq!(
+        number.params_from_json(Some(&args(r#"{"n": 3}"#))).unwrap(),
+        [Val::Float64(3.0)]
+    );
 }
 
 #[test]
 fn unexpected_uses_qdict_order_after_members() {
     let none = sig(vec![]);
     // qemu-ga: {"b":1,"a":2,"c":3} to guest-get-time reports 'b'.
-    assert_eq!(err(&none, r#"{"b": 1, "a": 2, "c": 3}"#), "Parameter 'b' is unexpected");
+    assert_eq!(
+        err(&none, r#"{"b": 1, "a": 2, "c": 3}"#),
+        "Parameter 'b' is unexpected"
+    );
     // A member error comes before any unexpected member.
-    assert_eq!(err(&file_read(), r#"{"zzz": 1}"#), "Parameter 'handle' is missing");
+    assert_eq!(
+        err(&file_read(), r#"{"zzz": 1}"#),
+        "Parameter 'handle' is missing"
+    );
 }
 
 #[test]
@@ -257,7 +309,10 @@ fn null_is_not_absent() {
         err(&open, r#"{"path": "/x", "mode": null}"#),
         "Invalid parameter type for 'mode', expected: string"
     );
-    assert_eq!(err(&open, r#"{"path": 1}"#), "Invalid parameter type for 'path', expected: string");
+    assert_eq!(
+        err(&open, r#"{"path": 1}"#),
+        "Invalid parameter type for 'path', expected: string"
+    );
 }
 
 #[test]
@@ -275,7 +330,9 @@ fn enums_and_alternates() {
         "Invalid parameter type for 'whence', expected: integer or string"
     );
     let vals = seek()
-        .params_from_json(Some(&args(r#"{"handle": 1, "offset": 0, "whence": "cur"}"#)))
+        .params_from_json(Some(&args(
+            r#"{"handle": 1, "offset": 0, "whence": "cur"}"#,
+        )))
         .unwrap();
     assert_eq!(
         vals[2],
@@ -284,7 +341,10 @@ fn enums_and_alternates() {
     let vals = seek()
         .params_from_json(Some(&args(r#"{"handle": 1, "offset": 0, "whence": 2}"#)))
         .unwrap();
-    assert_eq!(vals[2], Val::Variant("value".into(), Some(Box::new(Val::S64(2)))));
+    assert_eq!(
+        vals[2],
+        Val::Variant("value".into(), Some(Box::new(Val::S64(2))))
+    );
 }
 
 #[test]
@@ -323,7 +383,10 @@ fn device_id() -> Shape {
     Shape::Union(vec![
         UnionCase {
             name: "pci".into(),
-            fields: Some(vec![field("vendor-id", Shape::U16), field("device-id", Shape::U16)]),
+            fields: Some(vec![
+                field("vendor-id", Shape::U16),
+                field("device-id", Shape::U16),
+            ]),
         },
         UnionCase {
             name: "none".into(),
@@ -349,19 +412,26 @@ fn flat_union_on_type() {
         "Parameter 'id.x' is unexpected"
     );
     let vals = s
-        .params_from_json(Some(&args(r#"{"id": {"type": "pci", "vendor-id": 1, "device-id": 2}}"#)))
+        .params_from_json(Some(&args(
+            r#"{"id": {"type": "pci", "vendor-id": 1, "device-id": 2}}"#,
+        )))
         .unwrap();
     let back = to_json(&device_id(), &vals[0]);
-    assert_eq!(back.to_json(), r#"{"device-id": 2, "vendor-id": 1, "type": "pci"}"#.to_owned().replace(
-        r#"{"device-id": 2, "vendor-id": 1, "type": "pci"}"#,
-        &Value::Dict(
-            Dict::new()
-                .with("type", "pci")
-                .with("vendor-id", 1i64)
-                .with("device-id", 2i64)
-        )
-        .to_json()
-    ));
+    assert_eq!(
+        back.to_json(),
+        r#"{"device-id": 2, "vendor-id": 1, "type": "pci"}"#
+            .to_owned()
+            .replace(
+                r#"{"device-id": 2, "vendor-id": 1, "type": "pci"}"#,
+                &Value::Dict(
+                    Dict::new()
+                        .with("type", "pci")
+                        .with("vendor-id", 1i64)
+                        .with("device-id", 2i64)
+                )
+                .to_json()
+            )
+    );
 }
 
 #[test]
@@ -376,14 +446,19 @@ fn results_records_in_field_order_absent_options_omitted() {
     let val = Val::Record(vec![
         ("zone".into(), Val::Option(None)),
         ("offset".into(), Val::S64(-3600)),
-        ("big".into(), Val::Option(Some(Box::new(Val::U64(u64::MAX))))),
+        (
+            "big".into(),
+            Val::Option(Some(Box::new(Val::U64(u64::MAX)))),
+        ),
         ("t".into(), Val::Option(Some(Box::new(Val::Float64(1.5))))),
         (
             "data".into(),
             Val::Option(Some(Box::new(Val::List(vec![Val::U8(65), Val::U8(66)])))),
         ),
     ]);
-    let Value::Dict(d) = to_json(&shape, &val) else { panic!() };
+    let Value::Dict(d) = to_json(&shape, &val) else {
+        panic!()
+    };
     let keys: Vec<&str> = d.iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["offset", "big", "t", "data"]);
     assert_eq!(d.get("big"), Some(&Value::Uint(u64::MAX)));
@@ -399,7 +474,10 @@ fn ok_and_error_values() {
     assert_eq!(quiet.ok_to_json(Some(&Val::Enum("no-reply".into()))), None);
     assert_eq!(sig(vec![]).ok_to_json(None), Some(Value::Dict(Dict::new())));
     assert_eq!(
-        error_desc(Some(&Val::Record(vec![("desc".into(), Val::String("boom".into()))]))),
+        error_desc(Some(&Val::Record(vec![(
+            "desc".into(),
+            Val::String("boom".into())
+        )]))),
         "boom"
     );
 }
