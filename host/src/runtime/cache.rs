@@ -17,14 +17,29 @@ use wasmtime::component::Component;
 const MAGIC: &[u8; 10] = b"QGACWASM1\n";
 const HEADER: usize = MAGIC.len() + 32;
 
-/// The engine part of cache keys: wasmtime's own compatibility hash (its
-/// version, target and every setting that changes generated code).
-pub fn engine_key(engine: &Engine) -> String {
+/// Bump when `runtime::engine()` changes its configuration.
+const ENGINE_CONFIG_VERSION: u32 = 1;
+
+/// The engine part of cache keys: wasmtime's version, the target and our
+/// engine configuration's version. Not `Engine::precompile_compatibility_hash`:
+/// that exists only in builds with a compiler, and a build without one must
+/// find what `qga compile` wrote. Wasmtime still checks full compatibility
+/// when deserializing; a mismatch is an ignored artifact, not a crash.
+pub fn engine_key(_engine: &Engine) -> String {
     // DefaultHasher::new() uses fixed keys: the same value in every run.
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
+    (
+        WASMTIME_VERSION,
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        ENGINE_CONFIG_VERSION,
+    )
+        .hash(&mut h);
     format!("{:016x}", h.finish())
 }
+
+/// The wasmtime the runtime is built on (pinned in host/Cargo.toml).
+const WASMTIME_VERSION: &str = "48.0.8";
 
 /// The artifact file for a component digest under `dir`.
 pub fn artifact_path(dir: &Path, family: &str, digest: &str, engine_key: &str) -> PathBuf {
