@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod pidfile;
 pub mod protocol;
 pub mod qobject;
 pub mod transport;
