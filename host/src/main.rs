@@ -15,7 +15,8 @@ fn main() -> ExitCode {
         println!("qga {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let config_file = std::env::var_os("QGA_CONF").map_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_FILE), PathBuf::from);
+    let config_file =
+        std::env::var_os("QGA_CONF").map_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_FILE), PathBuf::from);
     let config = match Config::load(&cli, &config_file) {
         Ok(config) => config,
         Err(e) => {
@@ -61,7 +62,11 @@ enum AgentError {
 }
 
 fn init_logging(config: &Config) -> Result<(), AgentError> {
-    let level = if config.verbose { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    let level = if config.verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
     let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
     match &config.logfile {
         Some(path) => {
@@ -69,7 +74,10 @@ fn init_logging(config: &Config) -> Result<(), AgentError> {
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|source| AgentError::Logfile { path: path.clone(), source })?;
+                .map_err(|source| AgentError::Logfile {
+                    path: path.clone(),
+                    source,
+                })?;
             builder.with_ansi(false).with_writer(Arc::new(file)).init();
         }
         None => builder.with_writer(std::io::stderr).init(),
@@ -87,8 +95,10 @@ fn run(config: Config) -> Result<(), AgentError> {
     } else {
         None
     };
-    std::fs::create_dir_all(&config.statedir)
-        .map_err(|source| AgentError::Statedir { path: config.statedir.clone(), source })?;
+    std::fs::create_dir_all(&config.statedir).map_err(|source| AgentError::Statedir {
+        path: config.statedir.clone(),
+        source,
+    })?;
     let filter = RpcFilter {
         blocked: config.block_rpcs.iter().cloned().collect(),
         allowed: config.allow_rpcs.as_ref().map(|list| list.iter().cloned().collect()),

@@ -31,7 +31,10 @@ impl Pidfile {
             .write(true)
             .mode(0o644)
             .open(path)
-            .map_err(|source| PidfileError::Open { path: path.into(), source })?;
+            .map_err(|source| PidfileError::Open {
+                path: path.into(),
+                source,
+            })?;
         let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| PidfileError::Locked { path: path.into() })?;
         let write = |file: &mut File| -> std::io::Result<()> {
@@ -39,8 +42,14 @@ impl Pidfile {
             writeln!(file, "{}", std::process::id())?;
             file.sync_all()
         };
-        write(&mut lock).map_err(|source| PidfileError::Write { path: path.into(), source })?;
-        Ok(Pidfile { path: path.into(), _lock: lock })
+        write(&mut lock).map_err(|source| PidfileError::Write {
+            path: path.into(),
+            source,
+        })?;
+        Ok(Pidfile {
+            path: path.into(),
+            _lock: lock,
+        })
     }
 }
 

@@ -25,7 +25,10 @@ pub enum ActivationError {
 /// environment variables are removed so children do not see them.
 pub fn inherited_socket() -> Result<Option<OwnedFd>, ActivationError> {
     let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()).unwrap_or(0);
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
     if !for_us || count < 1 {
         return Ok(None);
     }

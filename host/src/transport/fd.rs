@@ -16,7 +16,9 @@ pub struct FdStream {
 impl FdStream {
     /// `fd` must already be in non-blocking mode.
     pub fn new(fd: OwnedFd) -> io::Result<Self> {
-        Ok(FdStream { inner: super::sys::register(fd)? })
+        Ok(FdStream {
+            inner: super::sys::register(fd)?,
+        })
     }
 
     pub fn fd(&self) -> &OwnedFd {

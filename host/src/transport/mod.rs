@@ -35,19 +35,28 @@ pub enum TransportError {
 pub async fn run(config: &Config, dispatcher: Arc<Dispatcher>) -> Result<(), TransportError> {
     if let Some(fd) = activation::inherited_socket()? {
         tracing::info!("using the socket passed by systemd");
-        return listen::serve(activation::listener(fd)?, dispatcher).await.map_err(TransportError::Accept);
+        return listen::serve(activation::listener(fd)?, dispatcher)
+            .await
+            .map_err(TransportError::Accept);
     }
     match config.method {
         Method::UnixListen => {
-            let (listener, _socket_file) = unix::bind(Path::new(&config.path))
-                .map_err(|source| TransportError::Bind { path: config.path.clone(), source })?;
+            let (listener, _socket_file) =
+                unix::bind(Path::new(&config.path)).map_err(|source| TransportError::Bind {
+                    path: config.path.clone(),
+                    source,
+                })?;
             tracing::info!("listening on {}", config.path);
-            listen::serve(listen::Listener::Unix(listener), dispatcher).await.map_err(TransportError::Accept)
+            listen::serve(listen::Listener::Unix(listener), dispatcher)
+                .await
+                .map_err(TransportError::Accept)
         }
         Method::VsockListen => {
             let listener = vsock::bind_listener(&config.path)?;
             tracing::info!("listening on vsock {}", config.path);
-            listen::serve(listen::Listener::Vsock(listener), dispatcher).await.map_err(TransportError::Accept)
+            listen::serve(listen::Listener::Vsock(listener), dispatcher)
+                .await
+                .map_err(TransportError::Accept)
         }
         Method::VirtioSerial | Method::IsaSerial => {
             Ok(serial::serve(config.method, &config.path, config.retry_path, dispatcher).await?)

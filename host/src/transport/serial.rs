@@ -9,7 +9,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::termios::{self, BaudRate, ControlFlags, FlushArg, InputFlags, OutputFlags, LocalFlags, SetArg, SpecialCharacterIndices};
+use nix::sys::termios::{
+    self, BaudRate, ControlFlags, FlushArg, InputFlags, LocalFlags, OutputFlags, SetArg, SpecialCharacterIndices,
+};
 
 use super::fd::FdStream;
 use super::stream::{self, StreamEnd};
@@ -40,12 +42,21 @@ fn open(method: Method, path: &str) -> Result<FdStream, SerialError> {
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|source| SerialError::Open { path: path.into(), source })?;
+        .map_err(|source| SerialError::Open {
+            path: path.into(),
+            source,
+        })?;
     let fd = OwnedFd::from(file);
     if method == Method::IsaSerial {
-        make_raw(&fd).map_err(|source| SerialError::Termios { path: path.into(), source })?;
+        make_raw(&fd).map_err(|source| SerialError::Termios {
+            path: path.into(),
+            source,
+        })?;
     }
-    FdStream::new(fd).map_err(|source| SerialError::Open { path: path.into(), source })
+    FdStream::new(fd).map_err(|source| SerialError::Open {
+        path: path.into(),
+        source,
+    })
 }
 
 /// qemu-ga's serial set-up: non-canonical byte streaming at 38400 baud,
@@ -99,7 +110,12 @@ pub async fn serve(method: Method, path: &str, retry: bool, dispatcher: Arc<Disp
                     tokio::time::sleep(HOST_ABSENT_POLL).await;
                     break;
                 }
-                StreamEnd::ReadError(source) => return Err(SerialError::Read { path: path.into(), source }),
+                StreamEnd::ReadError(source) => {
+                    return Err(SerialError::Read {
+                        path: path.into(),
+                        source,
+                    });
+                }
             }
         }
     }

@@ -25,7 +25,12 @@ pub fn parse_address(text: &str) -> Result<(u32, u32), VsockError> {
 
 pub fn bind_listener(text: &str) -> Result<AsyncFd<OwnedFd>, VsockError> {
     let (cid, port) = parse_address(text)?;
-    let fd = socket(AddressFamily::Vsock, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    let fd = socket(
+        AddressFamily::Vsock,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
     bind(fd.as_raw_fd(), &VsockAddr::new(cid, port))?;
     listen(&fd, Backlog::new(16).expect("small backlog is valid"))?;
     Ok(super::sys::register(fd)?)
