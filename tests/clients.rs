@@ -144,3 +144,30 @@ fn idle_agent_uses_no_cpu() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(agent.cpu_time() - before < Duration::from_millis(50));
 }
+
+#[test]
+fn serves_a_socket_passed_by_systemd_activation() {
+    let scratch = support::Scratch::new("activation");
+    let socket = scratch.path("activated.sock");
+    let mut launcher = std::process::Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&socket)
+        .arg(support::qga_binary())
+        .args(["-m", "unix-listen", "-p", "/nonexistent/never-bound.sock", "-t"])
+        .arg(scratch.path("state"))
+        .env("QGA_CONF", scratch.path("none"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate (package systemd) runs");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "systemd-socket-activate did not listen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut a = support::Client::connect(&socket);
+    let mut b = support::Client::connect(&socket);
+    assert_eq!(a.call(r#"{"execute": "guest-ping", "id": "a"}"#), r#"{"return": {}, "id": "a"}"#);
+    assert_eq!(b.call(r#"{"execute": "guest-sync", "arguments": {"id": 3}}"#), r#"{"return": 3}"#);
+    let _ = launcher.kill();
+    let _ = launcher.wait();
+}

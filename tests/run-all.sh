@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=()
 [ -x /usr/sbin/qemu-ga ] || packages+=(qemu-guest-agent)
+command -v systemd-socket-activate >/dev/null || packages+=(systemd)
 if [ ${#packages[@]} -gt 0 ]; then
     echo "tests/run-all.sh: installing ${packages[*]}" >&2
     sudo=""
