@@ -16,16 +16,9 @@ pub const DEFAULT_FSFREEZE_HOOK: &str = "/etc/qemu/fsfreeze-hook";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {reason}")]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    Syntax { path: PathBuf, line: usize, reason: String },
     #[error("unsupported channel method/type: {0}")]
     Method(String),
     #[error("must specify a path for this channel")]
@@ -107,10 +100,7 @@ struct KeyFile {
 
 /// qemu-ga's `split_list`: the items of a comma list, last first.
 fn split_list(list: &str) -> impl Iterator<Item = String> + '_ {
-    list.split(',')
-        .filter(|s| !s.is_empty())
-        .rev()
-        .map(str::to_owned)
+    list.split(',').filter(|s| !s.is_empty()).rev().map(str::to_owned)
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -150,10 +140,8 @@ fn parse_key_file(path: &Path, text: &str) -> Result<KeyFile, ConfigError> {
             continue;
         }
         let (key, value) = (key.trim(), value.trim());
-        let boolean = || {
-            parse_bool(value)
-                .ok_or_else(|| syntax(format!("value '{value}' of key '{key}' is not a boolean")))
-        };
+        let boolean =
+            || parse_bool(value).ok_or_else(|| syntax(format!("value '{value}' of key '{key}' is not a boolean")));
         match key {
             "daemon" | "daemonize" => keys.daemon = Some(boolean()?),
             "method" => keys.method = Some(value.into()),
@@ -207,12 +195,9 @@ impl Config {
         for list in &cli.block_rpcs {
             block_rpcs.extend(split_list(list));
         }
-        let mut allow_rpcs: Option<Vec<String>> =
-            keys.allow_rpcs.as_deref().map(|l| split_list(l).collect());
+        let mut allow_rpcs: Option<Vec<String>> = keys.allow_rpcs.as_deref().map(|l| split_list(l).collect());
         for list in &cli.allow_rpcs {
-            allow_rpcs
-                .get_or_insert_with(Vec::new)
-                .extend(split_list(list));
+            allow_rpcs.get_or_insert_with(Vec::new).extend(split_list(list));
         }
         Ok(Config {
             daemonize: cli.daemonize || keys.daemon.unwrap_or(false),
@@ -298,18 +283,16 @@ mod tests {
 
     #[test]
     fn block_lists_join_in_qemu_ga_order() {
-        let config = load(&["-D", "-b", "guest-sync"], "[general]\nmethod=unix-listen\npath=/tmp/y.sock\nblock-rpcs=guest-ping,guest-info\nverbose=1\n").unwrap();
-        assert_eq!(
-            config.block_rpcs,
-            ["guest-info", "guest-ping", "guest-sync"]
-        );
+        let config = load(
+            &["-D", "-b", "guest-sync"],
+            "[general]\nmethod=unix-listen\npath=/tmp/y.sock\nblock-rpcs=guest-ping,guest-info\nverbose=1\n",
+        )
+        .unwrap();
+        assert_eq!(config.block_rpcs, ["guest-info", "guest-ping", "guest-sync"]);
         assert!(config.verbose);
         let config = load(&["-b", "a", "-b", "b,c", "-F", "-d"], "").unwrap();
         assert_eq!(config.block_rpcs.join(","), "a,c,b");
-        assert_eq!(
-            config.fsfreeze_hook.as_deref(),
-            Some(Path::new(DEFAULT_FSFREEZE_HOOK))
-        );
+        assert_eq!(config.fsfreeze_hook.as_deref(), Some(Path::new(DEFAULT_FSFREEZE_HOOK)));
         let config = load(&["-F/x/hook"], "").unwrap();
         assert_eq!(config.fsfreeze_hook.as_deref(), Some(Path::new("/x/hook")));
     }

@@ -106,11 +106,7 @@ pub struct RpcFilter {
 
 impl RpcFilter {
     fn permits(&self, name: &str) -> bool {
-        !self.blocked.contains(name)
-            && self
-                .allowed
-                .as_ref()
-                .is_none_or(|allowed| allowed.contains(name))
+        !self.blocked.contains(name) && self.allowed.as_ref().is_none_or(|allowed| allowed.contains(name))
     }
 }
 
@@ -173,11 +169,7 @@ impl Dispatcher {
                 .position(|n| *n == name)
                 .unwrap_or(QEMU_GA_ORDER.len())
         };
-        entries.sort_by(|a, b| {
-            rank(&a.name)
-                .cmp(&rank(&b.name))
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        entries.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then_with(|| a.name.cmp(&b.name)));
         Dispatcher { entries, backend }
     }
 
@@ -192,11 +184,7 @@ impl Dispatcher {
         let value = match parsed {
             Ok(value) => value,
             Err(desc) => {
-                return Some(protocol::encode_reply(
-                    &Err(QmpError::generic(desc)),
-                    None,
-                    false,
-                ));
+                return Some(protocol::encode_reply(&Err(QmpError::generic(desc)), None, false));
             }
         };
         let request = match protocol::check_request(value) {
@@ -209,11 +197,7 @@ impl Dispatcher {
             Ok(Some(value)) => Ok(value),
             Err(err) => Err(err),
         };
-        Some(protocol::encode_reply(
-            &result,
-            request.id.as_ref(),
-            answer.delimited,
-        ))
+        Some(protocol::encode_reply(&result, request.id.as_ref(), answer.delimited))
     }
 
     async fn execute(&self, request: &Request) -> Answer {
@@ -235,9 +219,7 @@ impl Dispatcher {
         }
         let args = request.arguments.as_ref();
         match entry.route {
-            Route::Native(Native::Ping) => {
-                plain(no_arguments(args).map(|()| Some(Value::Dict(Dict::new()))))
-            }
+            Route::Native(Native::Ping) => plain(no_arguments(args).map(|()| Some(Value::Dict(Dict::new())))),
             Route::Native(Native::Info) => plain(no_arguments(args).map(|()| Some(self.info()))),
             Route::Native(Native::Sync) => plain(sync_id(args).map(|id| Some(Value::Int(id)))),
             Route::Native(Native::SyncDelimited) => match sync_id(args) {
@@ -255,25 +237,15 @@ impl Dispatcher {
         }
     }
 
-    async fn call_backend(
-        &self,
-        name: &str,
-        args: Option<&Dict>,
-    ) -> Result<Option<Value>, QmpError> {
+    async fn call_backend(&self, name: &str, args: Option<&Dict>) -> Result<Option<Value>, QmpError> {
         let Some(backend) = self.backend.clone() else {
-            return Err(QmpError::not_found(format!(
-                "The command {name} has not been found"
-            )));
+            return Err(QmpError::not_found(format!("The command {name} has not been found")));
         };
         let owned = name.to_owned();
         let args = args.cloned();
         tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
             .await
-            .unwrap_or_else(|e| {
-                Err(QmpError::generic(format!(
-                    "{name}: handler thread failed: {e}"
-                )))
-            })
+            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))))
     }
 
     /// `guest-info`: built from the live table.
@@ -308,9 +280,7 @@ fn no_arguments(args: Option<&Dict>) -> Result<(), QmpError> {
 fn unexpected(args: Option<&Dict>, known: &[&str]) -> Result<(), QmpError> {
     let Some(args) = args else { return Ok(()) };
     match args.iter_qdict_order().find(|(k, _)| !known.contains(k)) {
-        Some((key, _)) => Err(QmpError::generic(format!(
-            "Parameter '{key}' is unexpected"
-        ))),
+        Some((key, _)) => Err(QmpError::generic(format!("Parameter '{key}' is unexpected"))),
         None => Ok(()),
     }
 }
@@ -319,9 +289,9 @@ fn unexpected(args: Option<&Dict>, known: &[&str]) -> Result<(), QmpError> {
 fn sync_id(args: Option<&Dict>) -> Result<i64, QmpError> {
     let id = match args.and_then(|a| a.get("id")) {
         None => return Err(QmpError::generic("Parameter 'id' is missing")),
-        Some(value) => value.as_i64().ok_or_else(|| {
-            QmpError::generic("Invalid parameter type for 'id', expected: integer")
-        })?,
+        Some(value) => value
+            .as_i64()
+            .ok_or_else(|| QmpError::generic("Invalid parameter type for 'id', expected: integer"))?,
     };
     unexpected(args, &["id"])?;
     Ok(id)

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod dispatch;
+pub mod pidfile;
 pub mod protocol;
 pub mod qobject;
 pub mod runtime;

@@ -1,1 +1,121 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use qga::cli::{self, Cli};
+use qga::config::{self, Config};
+use qga::dispatch::{Dispatcher, RpcFilter};
+use qga::pidfile::Pidfile;
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(cli::normalize_args(std::env::args()));
+    if cli.version {
+        println!("qga {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let config_file =
+        std::env::var_os("QGA_CONF").map_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_FILE), PathBuf::from);
+    let config = match Config::load(&cli, &config_file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("qga: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if config.block_rpcs.iter().any(|c| c == "help") || config.allow_rpcs.iter().flatten().any(|c| c == "help") {
+        let dispatcher = Dispatcher::new(None, &RpcFilter::default());
+        for name in dispatcher.command_names() {
+            println!("{name}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if cli.dump_conf {
+        print!("{}", config.dump());
+        return ExitCode::SUCCESS;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("qga: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AgentError {
+    #[error("failed to open log file {path}: {source}")]
+    Logfile { path: PathBuf, source: std::io::Error },
+    #[error("failed to become a daemon: {0}")]
+    Daemon(nix::Error),
+    #[error(transparent)]
+    Pidfile(#[from] qga::pidfile::PidfileError),
+    #[error("failed to create state directory {path}: {source}")]
+    Statedir { path: PathBuf, source: std::io::Error },
+    #[error("failed to start the event loop: {0}")]
+    EventLoop(std::io::Error),
+    #[error(transparent)]
+    Transport(#[from] qga::transport::TransportError),
+}
+
+fn init_logging(config: &Config) -> Result<(), AgentError> {
+    let level = if config.verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
+    match &config.logfile {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| AgentError::Logfile {
+                    path: path.clone(),
+                    source,
+                })?;
+            builder.with_ansi(false).with_writer(Arc::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+fn run(config: Config) -> Result<(), AgentError> {
+    init_logging(&config)?;
+    if config.daemonize {
+        nix::unistd::daemon(false, false).map_err(AgentError::Daemon)?;
+    }
+    let _pidfile = if config.daemonize || std::env::args().any(|a| a == "-f" || a.starts_with("--pidfile")) {
+        Some(Pidfile::create(&config.pidfile)?)
+    } else {
+        None
+    };
+    std::fs::create_dir_all(&config.statedir).map_err(|source| AgentError::Statedir {
+        path: config.statedir.clone(),
+        source,
+    })?;
+    let filter = RpcFilter {
+        blocked: config.block_rpcs.iter().cloned().collect(),
+        allowed: config.allow_rpcs.as_ref().map(|list| list.iter().cloned().collect()),
+    };
+    let dispatcher = Arc::new(Dispatcher::new(None, &filter));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()
+        .map_err(AgentError::EventLoop)?;
+    runtime.block_on(async {
+        let mut terminate = signal(SignalKind::terminate()).map_err(AgentError::EventLoop)?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(AgentError::EventLoop)?;
+        tokio::select! {
+            result = qga::transport::run(&config, dispatcher) => result.map_err(AgentError::from),
+            _ = terminate.recv() => { tracing::info!("terminating on SIGTERM"); Ok(()) }
+            _ = interrupt.recv() => { tracing::info!("terminating on SIGINT"); Ok(()) }
+        }
+    })
+}

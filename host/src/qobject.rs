@@ -247,10 +247,7 @@ impl FromIterator<(String, Value)> for Dict {
 /// QEMU's `is_valid_codepoint`: Unicode scalar values that are not
 /// noncharacters.
 fn is_valid_codepoint(cp: u32) -> bool {
-    cp <= 0x10FFFF
-        && !(0xFDD0..=0xFDEF).contains(&cp)
-        && (cp & 0xFFFE) != 0xFFFE
-        && !(0xD800..=0xDFFF).contains(&cp)
+    cp <= 0x10FFFF && !(0xFDD0..=0xFDEF).contains(&cp) && (cp & 0xFFFE) != 0xFFFE && !(0xD800..=0xDFFF).contains(&cp)
 }
 
 /// QEMU's `mod_utf8_codepoint`: decode one code point of modified UTF-8 from
@@ -316,12 +313,7 @@ fn write_quoted(out: &mut String, s: &str) {
                 };
                 if cp > 0xFFFF {
                     let v = cp - 0x10000;
-                    let _ = write!(
-                        out,
-                        "\\u{:04X}\\u{:04X}",
-                        0xD800 + (v >> 10),
-                        0xDC00 + (v & 0x3FF)
-                    );
+                    let _ = write!(out, "\\u{:04X}\\u{:04X}", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
                 } else {
                     let _ = write!(out, "\\u{cp:04X}");
                 }
@@ -346,7 +338,7 @@ pub fn format_g17(d: f64) -> String {
     let sci = format!("{:.*e}", (P - 1) as usize, d);
     let (mantissa, exp) = sci.split_once('e').expect("exponent form");
     let exp: i32 = exp.parse().expect("exponent");
-    if exp < -4 || exp >= P {
+    if !(-4..P).contains(&exp) {
         let mantissa = strip_fraction_zeros(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())

@@ -79,9 +79,7 @@ pub fn check_request(value: Value) -> Result<Request, (QmpError, Option<Value>)>
     let mut has_execute = false;
     for (key, member) in dict.iter_qdict_order() {
         let problem = match key {
-            "execute" if member.as_str().is_none() => {
-                Some("QMP input member 'execute' must be a string".to_owned())
-            }
+            "execute" if member.as_str().is_none() => Some("QMP input member 'execute' must be a string".to_owned()),
             "execute" => {
                 has_execute = true;
                 None
@@ -106,20 +104,12 @@ pub fn check_request(value: Value) -> Result<Request, (QmpError, Option<Value>)>
         Some(Value::Dict(args)) => Some(args),
         _ => None,
     };
-    Ok(Request {
-        command,
-        arguments,
-        id,
-    })
+    Ok(Request { command, arguments, id })
 }
 
 /// One reply line: `{"return": ...}` or `{"error": ...}`, the id echoed as
 /// given, the 0xFF prefix when delimited, the final newline.
-pub fn encode_reply(
-    result: &Result<Value, QmpError>,
-    id: Option<&Value>,
-    delimited: bool,
-) -> Vec<u8> {
+pub fn encode_reply(result: &Result<Value, QmpError>, id: Option<&Value>, delimited: bool) -> Vec<u8> {
     let mut reply = Dict::new();
     match result {
         Ok(value) => reply.insert("return", value.clone()),
@@ -160,10 +150,7 @@ mod tests {
         let desc = |json: &str| check(json).unwrap_err().0.desc;
         assert_eq!(desc("[1]"), "QMP input must be a JSON object");
         assert_eq!(desc("{}"), "QMP input lacks member 'execute'");
-        assert_eq!(
-            desc(r#"{"execute": 1}"#),
-            "QMP input member 'execute' must be a string"
-        );
+        assert_eq!(desc(r#"{"execute": 1}"#), "QMP input member 'execute' must be a string");
         assert_eq!(
             desc(r#"{"execute": "x", "arguments": []}"#),
             "QMP input member 'arguments' must be an object"

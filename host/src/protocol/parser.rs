@@ -209,10 +209,7 @@ fn parse_string(token: &[u8]) -> Result<String, String> {
 
 /// Code points QEMU's `mod_utf8_encode` accepts from a `\u` escape.
 fn valid_escape(cp: u32) -> bool {
-    cp <= 0x10FFFF
-        && !(0xFDD0..=0xFDEF).contains(&cp)
-        && (cp & 0xFFFE) != 0xFFFE
-        && !(0xD800..=0xDFFF).contains(&cp)
+    cp <= 0x10FFFF && !(0xFDD0..=0xFDEF).contains(&cp) && (cp & 0xFFFE) != 0xFFFE && !(0xD800..=0xDFFF).contains(&cp)
 }
 
 #[cfg(test)]
@@ -228,10 +225,7 @@ mod tests {
         assert_eq!(string(br#""a\"b\'c\/\\\n""#).unwrap(), "a\"b'c/\\\n");
         assert_eq!(string(br#"'x"y'"#).unwrap(), "x\"y");
         assert_eq!(string(br#""\u00e9\ud83d\ude00\u0000""#).unwrap(), "é😀\0");
-        assert_eq!(
-            string(br#""\x""#).unwrap_err(),
-            "invalid escape sequence in string"
-        );
+        assert_eq!(string(br#""\x""#).unwrap_err(), "invalid escape sequence in string");
         assert_eq!(
             string(br#""\uD800""#).unwrap_err(),
             "\\uD800 is not a valid Unicode character"
@@ -248,10 +242,7 @@ mod tests {
             string(br#""\u12""#).unwrap_err(),
             "\\u12\" is not a valid Unicode character"
         );
-        assert_eq!(
-            string(b"\"\xc3\x28\"").unwrap_err(),
-            "invalid UTF-8 sequence in string"
-        );
+        assert_eq!(string(b"\"\xc3\x28\"").unwrap_err(), "invalid UTF-8 sequence in string");
         assert_eq!(string(b"\"\xc0\x80\"").unwrap(), "\0");
     }
 
@@ -274,9 +265,6 @@ mod tests {
             parse_number(TokenKind::Float, b"1e400"),
             Err("number out of range".into())
         );
-        assert_eq!(
-            parse_number(TokenKind::Float, b"1e-400"),
-            Ok(Value::Double(0.0))
-        );
+        assert_eq!(parse_number(TokenKind::Float, b"1e-400"), Ok(Value::Double(0.0)));
     }
 }

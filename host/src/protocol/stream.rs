@@ -54,10 +54,7 @@ impl StreamParser {
         let (kind, text) = match lexeme {
             Lexeme::Stray(text) => {
                 let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-                out.push(Err(format!(
-                    "JSON parse error, stray '{}'",
-                    lossy_string(&text[..end])
-                )));
+                out.push(Err(format!("JSON parse error, stray '{}'", lossy_string(&text[..end]))));
                 self.reset();
                 self.discarding = 0;
                 return;
@@ -149,34 +146,19 @@ mod tests {
     #[test]
     fn parse_errors_have_qemu_texts() {
         assert_eq!(run(b"}"), ["error: JSON parse error, expecting value"]);
-        assert_eq!(
-            run(b"{\"a\" 1}"),
-            ["error: JSON parse error, missing : in object pair"]
-        );
+        assert_eq!(run(b"{\"a\" 1}"), ["error: JSON parse error, missing : in object pair"]);
         assert_eq!(
             run(b"{1: 2}"),
             ["error: JSON parse error, key is not a string in object"]
         );
-        assert_eq!(
-            run(b"[1 2]"),
-            ["error: JSON parse error, expected separator in list"]
-        );
+        assert_eq!(run(b"[1 2]"), ["error: JSON parse error, expected separator in list"]);
         assert_eq!(
             run(b"{\"a\":1 \"b\"}"),
             ["error: JSON parse error, expected separator in dict"]
         );
-        assert_eq!(
-            run(b"[nul]"),
-            ["error: JSON parse error, invalid keyword 'nul'"]
-        );
-        assert_eq!(
-            run(b"{\"a\":1,\"a\":2}"),
-            ["error: JSON parse error, duplicate key"]
-        );
-        assert_eq!(
-            run(b"\xff{}"),
-            ["error: JSON parse error, stray '\u{FFFD}'", "{}"]
-        );
+        assert_eq!(run(b"[nul]"), ["error: JSON parse error, invalid keyword 'nul'"]);
+        assert_eq!(run(b"{\"a\":1,\"a\":2}"), ["error: JSON parse error, duplicate key"]);
+        assert_eq!(run(b"\xff{}"), ["error: JSON parse error, stray '\u{FFFD}'", "{}"]);
     }
 
     #[test]

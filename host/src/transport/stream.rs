@@ -59,10 +59,7 @@ where
 
 /// Write a whole reply, giving up when the peer makes no progress for
 /// [`WRITE_STALL`].
-pub async fn write_reply<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    mut reply: &[u8],
-) -> io::Result<()> {
+pub async fn write_reply<W: AsyncWrite + Unpin>(writer: &mut W, mut reply: &[u8]) -> io::Result<()> {
     while !reply.is_empty() {
         match tokio::time::timeout(WRITE_STALL, writer.write(reply)).await {
             Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
@@ -70,10 +67,7 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "peer stopped reading",
-                ));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading"));
             }
         }
     }

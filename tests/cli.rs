@@ -1,0 +1,187 @@
+//! The command line and config file, compared with qemu-ga 7.2 where it
+//! has the same option.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Agent, Scratch, qemu_ga_binary, qga_binary};
+
+fn dump(binary: &std::path::Path, args: &[&str], conf: Option<&str>) -> (String, bool) {
+    let scratch = Scratch::new("dump");
+    let conf_path = scratch.path("qemu-ga.conf");
+    if let Some(text) = conf {
+        std::fs::write(&conf_path, text).unwrap();
+    }
+    let out = Command::new(binary)
+        .args(args)
+        .env("QGA_CONF", &conf_path)
+        .output()
+        .unwrap();
+    (String::from_utf8(out.stdout).unwrap(), out.status.success())
+}
+
+#[test]
+fn dump_conf_matches_qemu_ga() {
+    let qemu_ga = qemu_ga_binary();
+    let conf = "[general]\nmethod=unix-listen\npath=/tmp/y.sock\nblock-rpcs=guest-ping,guest-info\nverbose=1\n";
+    let cases: &[(&[&str], Option<&str>)] = &[
+        (&["-D"], None),
+        (
+            &[
+                "-D",
+                "-m",
+                "unix-listen",
+                "-p",
+                "/tmp/x.sock",
+                "-b",
+                "guest-ping,guest-info",
+                "-t",
+                "/tmp",
+                "-v",
+                "-r",
+            ],
+            None,
+        ),
+        (
+            &[
+                "-D",
+                "-b",
+                "a",
+                "-b",
+                "b,c",
+                "-F",
+                "-l",
+                "/tmp/l.log",
+                "-f",
+                "/tmp/p.pid",
+                "-d",
+            ],
+            None,
+        ),
+        (&["-D", "-F/x/hook", "-m", "isa-serial"], None),
+        (&["-D", "-b", "guest-sync"], Some(conf)),
+        (&["-D", "-m", "virtio-serial"], Some(conf)),
+    ];
+    for (args, conf) in cases {
+        let theirs = dump(&qemu_ga, args, *conf);
+        let ours = dump(&qga_binary(), args, *conf);
+        assert_eq!(ours, theirs, "qga {args:?} with config {conf:?}");
+    }
+}
+
+#[test]
+fn bad_method_and_missing_path_fail_like_qemu_ga() {
+    for args in [&["-m", "bogus", "-p", "/tmp/z.sock"][..], &["-m", "unix-listen"][..]] {
+        let theirs = dump(&qemu_ga_binary(), args, None);
+        let ours = dump(&qga_binary(), args, None);
+        assert!(!theirs.1 && !ours.1, "{args:?} must fail");
+    }
+}
+
+#[test]
+fn block_rpcs_disables_and_guest_info_reports_it() {
+    let agent = Agent::qga(&["-b", "guest-sync,guest-get-time"]);
+    let mut client = agent.connect();
+    assert_eq!(
+        client.call(r#"{"execute": "guest-sync", "arguments": {"id": 1}, "id": 9}"#),
+        r#"{"id": 9, "error": {"class": "CommandNotFound", "desc": "Command guest-sync has been disabled"}}"#
+    );
+    let info = client.call(r#"{"execute": "guest-info"}"#);
+    assert!(
+        info.contains(r#"{"enabled": false, "name": "guest-sync", "success-response": true}"#),
+        "{info}"
+    );
+    assert!(
+        info.contains(r#"{"enabled": true, "name": "guest-ping", "success-response": true}"#),
+        "{info}"
+    );
+    assert_eq!(client.call(r#"{"execute": "guest-ping"}"#), r#"{"return": {}}"#);
+}
+
+#[test]
+fn blocked_command_answers_exactly_as_qemu_ga() {
+    let request = r#"{"execute": "guest-ping", "id": "p"}"#;
+    let theirs = Agent::qemu_ga(&["-b", "guest-ping"]).connect().call(request);
+    let ours = Agent::qga(&["-b", "guest-ping"]).connect().call(request);
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn allow_rpcs_disables_everything_else_and_block_beats_allow() {
+    let agent = Agent::qga(&["-a", "guest-ping,guest-sync,guest-info", "-b", "guest-sync"]);
+    let mut client = agent.connect();
+    assert_eq!(client.call(r#"{"execute": "guest-ping"}"#), r#"{"return": {}}"#);
+    assert_eq!(
+        client.call(r#"{"execute": "guest-sync", "arguments": {"id": 1}}"#),
+        r#"{"error": {"class": "CommandNotFound", "desc": "Command guest-sync has been disabled"}}"#
+    );
+    assert_eq!(
+        client.call(r#"{"execute": "guest-sync-delimited", "arguments": {"id": 1}}"#),
+        r#"{"error": {"class": "CommandNotFound", "desc": "Command guest-sync-delimited has been disabled"}}"#
+    );
+}
+
+#[test]
+fn config_file_block_list_applies() {
+    let scratch = Scratch::new("conf");
+    let conf = scratch.path("qga.conf");
+    std::fs::write(&conf, "[general]\nblock-rpcs=guest-ping\n").unwrap();
+    let socket = scratch.path("s.sock");
+    let mut child = Command::new(qga_binary())
+        .args(["-m", "unix-listen", "-p"])
+        .arg(&socket)
+        .arg("-t")
+        .arg(scratch.path("state"))
+        .env("QGA_CONF", &conf)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let reply = support::Client::connect(&socket).call(r#"{"execute": "guest-ping"}"#);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        reply,
+        r#"{"error": {"class": "CommandNotFound", "desc": "Command guest-ping has been disabled"}}"#
+    );
+}
+
+#[test]
+fn second_agent_with_the_same_pidfile_refuses_to_start() {
+    let scratch = Scratch::new("pid");
+    let pidfile = scratch.path("qga.pid");
+    let pid_arg = pidfile.to_str().unwrap();
+    let mut first = Agent::qga(&["-f", pid_arg]);
+    let written: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert_eq!(written, first.pid());
+    let second = Command::new(qga_binary())
+        .args(["-m", "unix-listen", "-p"])
+        .arg(scratch.path("second.sock"))
+        .args(["-t", scratch.path("state2").to_str().unwrap(), "-f", pid_arg])
+        .env("QGA_CONF", scratch.path("none"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("Cannot lock pid file"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    first.signal(15);
+    assert!(first.wait_exit(Duration::from_secs(5)).success());
+    assert!(!pidfile.exists(), "pid file left behind");
+}
+
+#[test]
+fn version_flag_prints_the_version_guest_info_reports() {
+    let out = Command::new(qga_binary()).arg("-V").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let agent = Agent::qga(&[]);
+    let info = agent.connect().call(r#"{"execute": "guest-info"}"#);
+    let version = info.split(r#""version": ""#).nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(text.trim(), format!("qga {version}"));
+}

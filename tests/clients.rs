@@ -1,0 +1,173 @@
+//! Many clients, misbehaving clients, and the agent's own lifecycle on a
+//! unix socket.
+
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use support::Agent;
+
+#[test]
+fn hundred_concurrent_clients_are_each_answered_in_order() {
+    let agent = Agent::qga(&[]);
+    let threads: Vec<_> = (0..100)
+        .map(|c| {
+            let mut client = agent.connect();
+            std::thread::spawn(move || {
+                // Pipeline 20 requests, then read all replies.
+                let mut batch = String::new();
+                for i in 0..20 {
+                    batch.push_str(&format!(
+                        "{{\"execute\": \"guest-sync\", \"arguments\": {{\"id\": {}}}}}\n",
+                        c * 1000 + i
+                    ));
+                }
+                client.send(batch.as_bytes());
+                for i in 0..20 {
+                    assert_eq!(client.read_text(), format!("{{\"return\": {}}}", c * 1000 + i));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+}
+
+#[test]
+fn unread_reply_does_not_kill_agent() {
+    let mut agent = Agent::qga(&[]);
+    for _ in 0..50 {
+        let mut client = agent.connect();
+        client.send_line(r#"{"execute": "guest-info"}"#);
+        drop(client);
+    }
+    assert!(agent.is_running());
+    assert_eq!(
+        agent.connect().call(r#"{"execute": "guest-ping"}"#),
+        r#"{"return": {}}"#
+    );
+}
+
+#[test]
+fn half_an_object_then_disconnect_leaves_no_state_for_the_next_client() {
+    let agent = Agent::qga(&[]);
+    let mut first = agent.connect();
+    first.send(br#"{"execute": "guest-sync", "arguments": {"id": "#);
+    drop(first);
+    let mut second = agent.connect();
+    assert_eq!(
+        second.call(r#"{"execute": "guest-ping", "id": 2}"#),
+        r#"{"return": {}, "id": 2}"#
+    );
+}
+
+#[test]
+fn parser_state_is_per_client() {
+    let agent = Agent::qga(&[]);
+    let mut a = agent.connect();
+    let mut b = agent.connect();
+    a.send(br#"{"execute": "guest-sync", "#);
+    b.send(br#"{"execute": "guest-sync", "arguments": {"id": 2}}"#);
+    a.send(br#""arguments": {"id": 1}}"#);
+    assert_eq!(b.read_text(), r#"{"return": 2}"#);
+    assert_eq!(a.read_text(), r#"{"return": 1}"#);
+}
+
+#[test]
+fn client_that_never_reads_does_not_make_the_agent_spin_or_stall_others() {
+    let agent = Agent::qga(&[]);
+    let stalled = agent.connect().into_stream();
+    let socket = agent.socket.clone();
+    // Flood requests with big replies and never read them; the writer
+    // blocks once both socket buffers are full.
+    let flooder = std::thread::spawn(move || {
+        let mut stream = stalled;
+        let request = b"{\"execute\": \"guest-info\"}\n".repeat(200);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if stream.write_all(&request).is_err() {
+                return true; // the agent dropped us
+            }
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu_before = agent.cpu_time();
+    let mut other = support::Client::connect(&socket);
+    let started = Instant::now();
+    for i in 0..100 {
+        assert_eq!(
+            other.call(&format!(r#"{{"execute": "guest-ping", "id": {i}}}"#)),
+            format!(r#"{{"return": {{}}, "id": {i}}}"#)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "other clients were slowed down: {:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let used = agent.cpu_time() - cpu_before;
+    assert!(
+        used < Duration::from_millis(300),
+        "agent used {used:?} of CPU while a client was stalled"
+    );
+    assert!(flooder.join().unwrap(), "the stalled client was never dropped");
+    assert_eq!(other.call(r#"{"execute": "guest-ping"}"#), r#"{"return": {}}"#);
+}
+
+#[test]
+fn socket_file_is_removed_after_sigterm() {
+    let mut agent = Agent::qga(&[]);
+    assert!(agent.socket.exists());
+    agent.signal(15);
+    assert!(agent.wait_exit(Duration::from_secs(5)).success());
+    assert!(!agent.socket.exists(), "socket file left behind");
+}
+
+#[test]
+fn sigint_also_shuts_down_cleanly() {
+    let mut agent = Agent::qga(&[]);
+    let _idle = agent.connect();
+    agent.signal(2);
+    assert!(agent.wait_exit(Duration::from_secs(5)).success());
+    assert!(!agent.socket.exists());
+}
+
+#[test]
+fn idle_agent_uses_no_cpu() {
+    let agent = Agent::qga(&[]);
+    let _idle_client = agent.connect();
+    let before = agent.cpu_time();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(agent.cpu_time() - before < Duration::from_millis(50));
+}
+
+#[test]
+fn serves_a_socket_passed_by_systemd_activation() {
+    let scratch = support::Scratch::new("activation");
+    let socket = scratch.path("activated.sock");
+    let mut launcher = std::process::Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&socket)
+        .arg(support::qga_binary())
+        .args(["-m", "unix-listen", "-p", "/nonexistent/never-bound.sock", "-t"])
+        .arg(scratch.path("state"))
+        .env("QGA_CONF", scratch.path("none"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate (package systemd) runs");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "systemd-socket-activate did not listen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut a = support::Client::connect(&socket);
+    let mut b = support::Client::connect(&socket);
+    assert_eq!(a.call(r#"{"execute": "guest-ping", "id": "a"}"#), r#"{"return": {}, "id": "a"}"#);
+    assert_eq!(b.call(r#"{"execute": "guest-sync", "arguments": {"id": 3}}"#), r#"{"return": 3}"#);
+    let _ = launcher.kill();
+    let _ = launcher.wait();
+}

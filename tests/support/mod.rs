@@ -1,0 +1,248 @@
+//! Test support: start an agent (qga or the reference qemu-ga) on a unix
+//! socket in a private directory, and talk to it line by line.
+
+#![allow(dead_code)]
+
+pub mod fixture;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const QEMU_GA: &str = "/usr/sbin/qemu-ga";
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn qga_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_qga"))
+}
+
+/// The reference agent; tests that compare with it fail loudly when it is
+/// missing (the README's test command installs it).
+pub fn qemu_ga_binary() -> PathBuf {
+    let path = PathBuf::from(QEMU_GA);
+    assert!(
+        path.exists(),
+        "{QEMU_GA} is missing: install qemu-guest-agent (tests/run-all.sh does)"
+    );
+    path
+}
+
+/// A private scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "qga-test-{}-{}-{}",
+            tag,
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running agent on a unix socket.
+pub struct Agent {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub scratch: Scratch,
+}
+
+impl Agent {
+    pub fn qga(args: &[&str]) -> Agent {
+        Agent::start(&qga_binary(), args)
+    }
+
+    pub fn qemu_ga(args: &[&str]) -> Agent {
+        Agent::start(&qemu_ga_binary(), args)
+    }
+
+    pub fn start(binary: &Path, args: &[&str]) -> Agent {
+        let scratch = Scratch::new("agent");
+        let socket = scratch.path("agent.sock");
+        let state = scratch.path("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let log = std::fs::File::create(scratch.path("agent.log")).unwrap();
+        let child = Command::new(binary)
+            .args(["-m", "unix-listen", "-p"])
+            .arg(&socket)
+            .arg("-t")
+            .arg(&state)
+            .args(args)
+            .env("QGA_CONF", scratch.path("none.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("agent starts");
+        let agent = Agent { child, socket, scratch };
+        agent.wait_ready();
+        agent
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.socket.exists() && UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("agent did not listen on {}: {}", self.socket.display(), self.log());
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(&self.socket)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.scratch.path("agent.log")).unwrap_or_default()
+    }
+
+    /// CPU time (user + system) the agent has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 1000 / 100)
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        assert!(
+            Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(self.pid().to_string())
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "agent did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client connection that reads replies line by line.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    pub fn connect(socket: &Path) -> Client {
+        let stream = UnixStream::connect(socket).expect("connect to agent");
+        stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        let writer = stream.try_clone().unwrap();
+        Client {
+            reader: BufReader::new(stream),
+            writer,
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send to agent");
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        self.send(format!("{line}\n").as_bytes());
+    }
+
+    /// One reply line, without its newline.
+    pub fn read_line(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line).expect("reply from agent");
+        assert!(
+            line.ends_with(b"\n"),
+            "connection closed mid-reply: {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        line.pop();
+        line
+    }
+
+    pub fn read_text(&mut self) -> String {
+        String::from_utf8(self.read_line()).expect("reply is UTF-8")
+    }
+
+    /// Send a request line and return the reply line.
+    pub fn call(&mut self, line: &str) -> String {
+        self.send_line(line);
+        self.read_text()
+    }
+
+    /// True if a reply arrives within `wait`.
+    pub fn has_pending_reply(&mut self, wait: Duration) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        self.reader.get_ref().set_read_timeout(Some(wait)).unwrap();
+        let pending = matches!(self.reader.fill_buf(), Ok(buf) if !buf.is_empty());
+        self.reader.get_ref().set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        pending
+    }
+
+    pub fn shutdown_write(&self) {
+        self.writer.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+
+    pub fn into_stream(self) -> UnixStream {
+        self.writer
+    }
+
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let _ = self.reader.read_to_end(&mut rest);
+        rest
+    }
+}
