@@ -55,10 +55,7 @@ fn main() {
     let mut embedded = String::from("pub const EMBEDDED: &[(&str, &[u8])] = &[\n");
     for family in FAMILIES {
         let dest = out.join(format!("{family}.wasm"));
-        copy(
-            &built.join(format!("{}.wasm", family.replace('-', "_"))),
-            &dest,
-        );
+        copy(&built.join(format!("{}.wasm", family.replace('-', "_"))), &dest);
         embedded.push_str(&format!(
             "    ({family:?}, include_bytes!({:?})),\n",
             dest.display().to_string()
@@ -109,9 +106,7 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 
 /// Install the wasm32-wasip2 target through rustup when it is missing.
 fn ensure_target() {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     let Ok(installed) = installed else {
         // No rustup: the toolchain is managed otherwise; cargo will say if
         // the target is missing.

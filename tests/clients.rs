@@ -166,8 +166,14 @@ fn serves_a_socket_passed_by_systemd_activation() {
     }
     let mut a = support::Client::connect(&socket);
     let mut b = support::Client::connect(&socket);
-    assert_eq!(a.call(r#"{"execute": "guest-ping", "id": "a"}"#), r#"{"return": {}, "id": "a"}"#);
-    assert_eq!(b.call(r#"{"execute": "guest-sync", "arguments": {"id": 3}}"#), r#"{"return": 3}"#);
+    assert_eq!(
+        a.call(r#"{"execute": "guest-ping", "id": "a"}"#),
+        r#"{"return": {}, "id": "a"}"#
+    );
+    assert_eq!(
+        b.call(r#"{"execute": "guest-sync", "arguments": {"id": 3}}"#),
+        r#"{"return": 3}"#
+    );
     let _ = launcher.kill();
     let _ = launcher.wait();
 }

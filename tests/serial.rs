@@ -16,7 +16,11 @@ fn read_reply(master: &mut std::fs::File) -> Vec<u8> {
     let mut reply = Vec::new();
     let mut byte = [0u8; 1];
     while !reply.ends_with(b"\n") {
-        assert!(Instant::now() < deadline, "no reply on the serial line: {:?}", String::from_utf8_lossy(&reply));
+        assert!(
+            Instant::now() < deadline,
+            "no reply on the serial line: {:?}",
+            String::from_utf8_lossy(&reply)
+        );
         match master.read(&mut byte) {
             Ok(1) => reply.push(byte[0]),
             _ => std::thread::sleep(Duration::from_millis(5)),
@@ -45,12 +49,19 @@ fn isa_serial_serves_a_raw_tty() {
     std::thread::sleep(Duration::from_millis(300));
     // Two requests in one write, the second split over two writes: no line
     // buffering, no echo, and '\n' stays '\n'.
-    master.write_all(b"{\"execute\": \"guest-ping\"}{\"execute\": \"guest-sync\", ").unwrap();
+    master
+        .write_all(b"{\"execute\": \"guest-ping\"}{\"execute\": \"guest-sync\", ")
+        .unwrap();
     assert_eq!(read_reply(&mut master), b"{\"return\": {}}\n");
     master.write_all(b"\"arguments\": {\"id\": 42}}").unwrap();
     assert_eq!(read_reply(&mut master), b"{\"return\": 42}\n");
-    master.write_all(b"\xff{\"execute\": \"guest-sync-delimited\", \"arguments\": {\"id\": 7}}").unwrap();
-    assert_eq!(read_reply(&mut master), b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\uFFFD'\"}}\n");
+    master
+        .write_all(b"\xff{\"execute\": \"guest-sync-delimited\", \"arguments\": {\"id\": 7}}")
+        .unwrap();
+    assert_eq!(
+        read_reply(&mut master),
+        b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\uFFFD'\"}}\n"
+    );
     assert_eq!(read_reply(&mut master), b"\xff{\"return\": 7}\n");
     let _ = agent.kill();
     let _ = agent.wait();

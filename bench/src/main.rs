@@ -22,7 +22,12 @@ impl Agent {
         let dir = std::env::temp_dir().join(format!("qga-bench-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("state")).unwrap();
-        Agent { name, binary, dir, child: None }
+        Agent {
+            name,
+            binary,
+            dir,
+            child: None,
+        }
     }
 
     fn socket(&self) -> PathBuf {
@@ -52,7 +57,11 @@ impl Agent {
                 conn.call(b"{\"execute\": \"guest-ping\"}\n");
                 return started.elapsed();
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "{} did not start", self.name);
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} did not start",
+                self.name
+            );
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -95,14 +104,22 @@ struct Conn {
 impl Conn {
     fn new(stream: UnixStream) -> Conn {
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Conn { writer: stream.try_clone().unwrap(), reader: BufReader::new(stream), line: Vec::new() }
+        Conn {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+            line: Vec::new(),
+        }
     }
 
     fn call(&mut self, request: &[u8]) -> &[u8] {
         self.writer.write_all(request).unwrap();
         self.line.clear();
         self.reader.read_until(b'\n', &mut self.line).unwrap();
-        assert!(self.line.ends_with(b"\n"), "no reply to {}", String::from_utf8_lossy(request));
+        assert!(
+            self.line.ends_with(b"\n"),
+            "no reply to {}",
+            String::from_utf8_lossy(request)
+        );
         &self.line
     }
 }
@@ -195,16 +212,33 @@ fn main() {
         }
     }
     let runs = (rounds.min(10) * 100) as f64;
-    rows.push(Row { metric: "connect+ping+close".into(), qga: runs / rate[0], qemu_ga: runs / rate[1], unit: "/s" });
+    rows.push(Row {
+        metric: "connect+ping+close".into(),
+        qga: runs / rate[0],
+        qemu_ga: runs / rate[1],
+        unit: "/s",
+    });
 
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / (1024.0 * 1024.0)).unwrap_or(f64::NAN);
-    rows.push(Row { metric: "binary size".into(), qga: size(&agents[0].binary), qemu_ga: size(&agents[1].binary), unit: "MiB" });
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len() as f64 / (1024.0 * 1024.0))
+            .unwrap_or(f64::NAN)
+    };
+    rows.push(Row {
+        metric: "binary size".into(),
+        qga: size(&agents[0].binary),
+        qemu_ga: size(&agents[1].binary),
+        unit: "MiB",
+    });
 
     println!("{:<30} {:>12} {:>12} {:>8}", "metric", "qga", "qemu-ga", "ratio");
     let mut summary = Vec::new();
     for row in &rows {
         let ratio = row.qga / row.qemu_ga;
-        println!("{:<30} {:>9.2} {:<3}{:>9.2} {:<3}{:>7.2}", row.metric, row.qga, row.unit, row.qemu_ga, row.unit, ratio);
+        println!(
+            "{:<30} {:>9.2} {:<3}{:>9.2} {:<3}{:>7.2}",
+            row.metric, row.qga, row.unit, row.qemu_ga, row.unit, ratio
+        );
         summary.push(format!("{}={ratio:.2}", row.metric.replace(' ', "_")));
     }
     println!("qga-bench summary (qga/qemu-ga): {}", summary.join(" "));

@@ -13,8 +13,8 @@ fn main() {
     let command = args.next().unwrap_or_else(|| "guest-get-host-name".into());
     if state == "compile" {
         #[cfg(feature = "cranelift")]
-        for path in qga::runtime::compile_families(&RuntimeConfig::new("/nonexistent"), command.as_ref())
-            .expect("compile")
+        for path in
+            qga::runtime::compile_families(&RuntimeConfig::new("/nonexistent"), command.as_ref()).expect("compile")
         {
             println!("{}", path.display());
         }

@@ -11,9 +11,13 @@ use crate::config::DEFAULT_FSFREEZE_HOOK;
 #[command(
     name = "qga",
     about = "QEMU guest agent whose command handlers run in WebAssembly sandboxes",
-    disable_version_flag = true
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+
     /// Transport method: one of unix-listen, virtio-serial, isa-serial, or
     /// vsock-listen (virtio-serial is the default)
     #[arg(short = 'm', long = "method", value_name = "METHOD")]
@@ -89,4 +93,19 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
             _ => arg,
         })
         .collect()
+}
+
+/// qga's own tools; without one, `qga` runs the agent.
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Precompile every handler family (embedded and --handlers) into DIR,
+    /// for an agent built without the compiler
+    Compile {
+        /// Where to write the compiled artifacts
+        #[arg(value_name = "DIR")]
+        out_dir: PathBuf,
+        /// Also compile the components of this handlers directory
+        #[arg(long = "handlers", value_name = "DIR")]
+        handlers: Option<PathBuf>,
+    },
 }

@@ -135,14 +135,11 @@ impl Shape {
                 Type::U8 => Shape::Bytes,
                 elem => Shape::List(Box::new(Shape::from_type(&elem, &format!("{at}[]"))?)),
             },
-            Type::Record(record) => {
-                Shape::Record(fields_of(record.fields().map(|f| (f.name, f.ty)), at)?)
-            }
+            Type::Record(record) => Shape::Record(fields_of(record.fields().map(|f| (f.name, f.ty)), at)?),
             Type::Option(opt) => Shape::Option(Box::new(Shape::from_type(&opt.ty(), at)?)),
             Type::Enum(e) => Shape::Enum(e.names().map(str::to_owned).collect()),
             Type::Variant(v) => {
-                let cases: Vec<(String, Option<Type>)> =
-                    v.cases().map(|c| (c.name.to_owned(), c.ty)).collect();
+                let cases: Vec<(String, Option<Type>)> = v.cases().map(|c| (c.name.to_owned(), c.ty)).collect();
                 variant_shape(cases, at)?
             }
             Type::Char => return unsupported("char"),
@@ -174,10 +171,7 @@ impl Shape {
     }
 }
 
-fn fields_of<'a>(
-    fields: impl Iterator<Item = (&'a str, Type)>,
-    at: &str,
-) -> Result<Vec<Field>, ShapeError> {
+fn fields_of<'a>(fields: impl Iterator<Item = (&'a str, Type)>, at: &str) -> Result<Vec<Field>, ShapeError> {
     fields
         .map(|(name, ty)| {
             let here = if at.is_empty() {
@@ -202,17 +196,13 @@ fn fields_of<'a>(
 }
 
 fn variant_shape(cases: Vec<(String, Option<Type>)>, at: &str) -> Result<Shape, ShapeError> {
-    let union_like = cases
-        .iter()
-        .all(|(_, ty)| matches!(ty, None | Some(Type::Record(_))));
+    let union_like = cases.iter().all(|(_, ty)| matches!(ty, None | Some(Type::Record(_))));
     if union_like {
         let cases = cases
             .into_iter()
             .map(|(name, ty)| {
                 let fields = match ty {
-                    Some(Type::Record(r)) => {
-                        Some(fields_of(r.fields().map(|f| (f.name, f.ty)), at)?)
-                    }
+                    Some(Type::Record(r)) => Some(fields_of(r.fields().map(|f| (f.name, f.ty)), at)?),
                     _ => None,
                 };
                 Ok(UnionCase { name, fields })
@@ -288,20 +278,14 @@ fn path(parent: Option<&str>, name: &str) -> String {
 }
 
 fn invalid_type(name: &str, expected: &str) -> QmpError {
-    QmpError::generic(format!(
-        "Invalid parameter type for '{name}', expected: {expected}"
-    ))
+    QmpError::generic(format!("Invalid parameter type for '{name}', expected: {expected}"))
 }
 
 fn expects(name: &str, ty: &str) -> QmpError {
     QmpError::generic(format!("Parameter '{name}' expects {ty}"))
 }
 
-fn members_from_json(
-    fields: &[Field],
-    dict: &Dict,
-    parent: Option<&str>,
-) -> Result<Vec<(String, Val)>, QmpError> {
+fn members_from_json(fields: &[Field], dict: &Dict, parent: Option<&str>) -> Result<Vec<(String, Val)>, QmpError> {
     fields
         .iter()
         .map(|f| {
@@ -322,7 +306,7 @@ fn members_from_json(
 /// qemu-ga's "unexpected member" check: the dict's keys enter a GLib hash
 /// table in QDict order, visited members leave it in visiting order, and the
 /// first key left in slot order is reported.
-fn check_unexpected(
+pub(crate) fn check_unexpected(
     dict: &Dict,
     parent: Option<&str>,
     known: impl Fn(&str) -> bool,
@@ -461,10 +445,7 @@ pub fn from_json(shape: &Shape, v: &Value, name: &str) -> Result<Val, QmpError> 
                 Value::Null => Kind::Null,
             };
             match cases.iter().find(|c| c.shape.kind() == kind) {
-                Some(case) => Val::Variant(
-                    case.name.clone(),
-                    Some(Box::new(from_json(&case.shape, v, name)?)),
-                ),
+                Some(case) => Val::Variant(case.name.clone(), Some(Box::new(from_json(&case.shape, v, name)?))),
                 None => return Err(invalid_type(name, &alternate_name(cases))),
             }
         }
@@ -474,16 +455,11 @@ pub fn from_json(shape: &Shape, v: &Value, name: &str) -> Result<Val, QmpError> 
             };
             let type_name = path(Some(name), "type");
             let Some(tag) = d.get("type") else {
-                return Err(QmpError::generic(format!(
-                    "Parameter '{type_name}' is missing"
-                )));
+                return Err(QmpError::generic(format!("Parameter '{type_name}' is missing")));
             };
             let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
             let tag = enum_case(&names, tag, &type_name)?;
-            let case = cases
-                .iter()
-                .find(|c| c.name == tag)
-                .expect("tag is a case name");
+            let case = cases.iter().find(|c| c.name == tag).expect("tag is a case name");
             let fields = case.fields.as_deref().unwrap_or(&[]);
             let members = members_from_json(fields, d, Some(name))?;
             let mut visited = vec!["type"];
@@ -561,27 +537,20 @@ pub fn to_json(shape: &Shape, val: &Val) -> Value {
                 .collect();
             Value::Str(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
-        (Shape::List(elem), Val::List(items)) => {
-            Value::List(items.iter().map(|v| to_json(elem, v)).collect())
-        }
-        (Shape::Record(fields), Val::Record(members)) => {
-            Value::Dict(record_to_json(fields, members))
-        }
+        (Shape::List(elem), Val::List(items)) => Value::List(items.iter().map(|v| to_json(elem, v)).collect()),
+        (Shape::Record(fields), Val::Record(members)) => Value::Dict(record_to_json(fields, members)),
         (Shape::Option(inner), Val::Option(Some(v))) => to_json(inner, v),
         (Shape::Option(_), Val::Option(None)) => Value::Null,
-        (Shape::Alternate(cases), Val::Variant(case, Some(payload))) => {
-            match cases.iter().find(|c| c.name == *case) {
-                Some(c) => to_json(&c.shape, payload),
-                None => Value::Null,
-            }
-        }
+        (Shape::Alternate(cases), Val::Variant(case, Some(payload))) => match cases.iter().find(|c| c.name == *case) {
+            Some(c) => to_json(&c.shape, payload),
+            None => Value::Null,
+        },
         (Shape::Union(cases), Val::Variant(case, payload)) => {
             let mut d = Dict::new();
             d.insert("type", Value::Str(case.clone()));
             if let (
                 Some(UnionCase {
-                    fields: Some(fields),
-                    ..
+                    fields: Some(fields), ..
                 }),
                 Some(p),
             ) = (cases.iter().find(|c| c.name == *case), payload)

@@ -275,12 +275,10 @@ fn no_arguments(args: Option<&Dict>) -> Result<(), QmpError> {
     unexpected(args, &[])
 }
 
-/// "Parameter 'x' is unexpected" for the first key (in QDict order) that is
-/// not a known parameter.
+/// "Parameter 'x' is unexpected", picking the key qemu-ga would name.
 fn unexpected(args: Option<&Dict>, known: &[&str]) -> Result<(), QmpError> {
-    let Some(args) = args else { return Ok(()) };
-    match args.iter_qdict_order().find(|(k, _)| !known.contains(k)) {
-        Some((key, _)) => Err(QmpError::generic(format!("Parameter '{key}' is unexpected"))),
+    match args {
+        Some(args) => crate::convert::check_unexpected(args, None, |k| known.contains(&k), known),
         None => Ok(()),
     }
 }

@@ -3,14 +3,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use qga::cli::{self, Cli};
+use qga::cli::{self, Cli, Subcommand};
 use qga::config::{self, Config};
 use qga::dispatch::{Dispatcher, RpcFilter};
 use qga::pidfile::Pidfile;
+use qga::runtime::{Runtime, RuntimeConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::normalize_args(std::env::args()));
+    if let Some(command) = &cli.command {
+        return run_subcommand(command);
+    }
     if cli.version {
         println!("qga {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
@@ -45,6 +49,36 @@ fn main() -> ExitCode {
     }
 }
 
+fn run_subcommand(command: &Subcommand) -> ExitCode {
+    match command {
+        Subcommand::Compile { out_dir, handlers } => compile(out_dir, handlers.clone()),
+    }
+}
+
+#[cfg(feature = "cranelift")]
+fn compile(out_dir: &std::path::Path, handlers: Option<PathBuf>) -> ExitCode {
+    let mut config = RuntimeConfig::new(out_dir);
+    config.handlers_dir = handlers;
+    match qga::runtime::compile_families(&config, out_dir) {
+        Ok(paths) => {
+            for path in paths {
+                println!("{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("qga compile: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "cranelift"))]
+fn compile(_: &std::path::Path, _: Option<PathBuf>) -> ExitCode {
+    eprintln!("qga compile: this agent was built without the compiler (feature cranelift)");
+    ExitCode::FAILURE
+}
+
 #[derive(Debug, thiserror::Error)]
 enum AgentError {
     #[error("failed to open log file {path}: {source}")]
@@ -59,6 +93,8 @@ enum AgentError {
     EventLoop(std::io::Error),
     #[error(transparent)]
     Transport(#[from] qga::transport::TransportError),
+    #[error(transparent)]
+    Runtime(#[from] qga::runtime::RuntimeError),
 }
 
 fn init_logging(config: &Config) -> Result<(), AgentError> {
@@ -103,7 +139,10 @@ fn run(config: Config) -> Result<(), AgentError> {
         blocked: config.block_rpcs.iter().cloned().collect(),
         allowed: config.allow_rpcs.as_ref().map(|list| list.iter().cloned().collect()),
     };
-    let dispatcher = Arc::new(Dispatcher::new(None, &filter));
+    let mut runtime_config = RuntimeConfig::new(&config.statedir);
+    runtime_config.handlers_dir = config.handlers_dir.clone();
+    let handlers: Arc<dyn qga::dispatch::Backend> = Arc::new(Runtime::new(runtime_config)?);
+    let dispatcher = Arc::new(Dispatcher::new(Some(handlers), &filter));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(64)

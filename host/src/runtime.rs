@@ -21,9 +21,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{
-    Component, ComponentExportIndex, InstancePre, Linker, ResourceTable, Val,
-};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -168,10 +166,7 @@ pub fn engine() -> Result<Engine, RuntimeError> {
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn sources(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
@@ -196,8 +191,7 @@ fn sources(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
             let Some(family) = path.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
-            let bytes =
-                std::fs::read(&path).map_err(|e| RuntimeError::ReadComponent(path.clone(), e))?;
+            let bytes = std::fs::read(&path).map_err(|e| RuntimeError::ReadComponent(path.clone(), e))?;
             let source = Source {
                 family: family.to_owned(),
                 digest: hex_digest(&bytes),
@@ -216,9 +210,7 @@ fn sources(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
 /// `qga:agent/<family>` interface), read from its type section without
 /// compiling it.
 fn exported_commands(family: &str, bytes: &[u8]) -> Result<Vec<CommandSpec>, String> {
-    use wasmtime::wasmparser::component_types::{
-        ComponentDefinedType, ComponentEntityType, ComponentValType,
-    };
+    use wasmtime::wasmparser::component_types::{ComponentDefinedType, ComponentEntityType, ComponentValType};
     use wasmtime::wasmparser::{Validator, WasmFeatures};
     let types = Validator::new_with_features(WasmFeatures::all())
         .validate_all(bytes)
@@ -257,19 +249,17 @@ fn exported_commands(family: &str, bytes: &[u8]) -> Result<Vec<CommandSpec>, Str
 }
 
 fn spawn_ticker(engine: Engine, ticker: Arc<Ticker>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("qga-epoch".into())
-        .spawn(move || {
-            let _ = ticker.thread.set(std::thread::current());
-            while !ticker.stop.load(Ordering::Acquire) {
-                if ticker.active.load(Ordering::Acquire) == 0 {
-                    std::thread::park();
-                } else {
-                    std::thread::sleep(TICK);
-                    engine.increment_epoch();
-                }
+    std::thread::Builder::new().name("qga-epoch".into()).spawn(move || {
+        let _ = ticker.thread.set(std::thread::current());
+        while !ticker.stop.load(Ordering::Acquire) {
+            if ticker.active.load(Ordering::Acquire) == 0 {
+                std::thread::park();
+            } else {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
             }
-        })
+        }
+    })
 }
 
 impl Runtime {
@@ -281,12 +271,11 @@ impl Runtime {
         let mut families = Vec::new();
         let mut by_command: HashMap<String, usize> = HashMap::new();
         for source in sources(&config)? {
-            let commands = exported_commands(&source.family, &source.bytes).map_err(|reason| {
-                RuntimeError::BadComponent {
+            let commands =
+                exported_commands(&source.family, &source.bytes).map_err(|reason| RuntimeError::BadComponent {
                     family: source.family.clone(),
                     reason,
-                }
-            })?;
+                })?;
             for c in &commands {
                 if let Some(&other) = by_command.get(&c.name) {
                     let first: &Family = &families[other];
@@ -322,19 +311,17 @@ impl Runtime {
         });
         if background && !inner.families.is_empty() {
             let weak = Arc::downgrade(&inner);
-            let _ = std::thread::Builder::new()
-                .name("qga-compile".into())
-                .spawn(move || {
-                    let count = weak.upgrade().map_or(0, |i| i.families.len());
-                    for i in 0..count {
-                        match weak.upgrade() {
-                            Some(inner) => {
-                                let _ = inner.load(i);
-                            }
-                            None => return,
+            let _ = std::thread::Builder::new().name("qga-compile".into()).spawn(move || {
+                let count = weak.upgrade().map_or(0, |i| i.families.len());
+                for i in 0..count {
+                    match weak.upgrade() {
+                        Some(inner) => {
+                            let _ = inner.load(i);
                         }
+                        None => return,
                     }
-                });
+                }
+            });
         }
         Ok(Runtime {
             inner,
@@ -372,9 +359,10 @@ impl Runtime {
                 desc: format!("The command {command} has not been found"),
             });
         };
-        let loaded = self.inner.load(family).map_err(|reason| {
-            QmpError::generic(format!("{command}: handler unavailable: {reason}"))
-        })?;
+        let loaded = self
+            .inner
+            .load(family)
+            .map_err(|reason| QmpError::generic(format!("{command}: handler unavailable: {reason}")))?;
         let prepared = loaded
             .commands
             .get(command)
@@ -479,36 +467,24 @@ impl Inner {
     }
 
     #[cfg(feature = "cranelift")]
-    fn compile(
-        &self,
-        source: &Source,
-        cache_dir: &Path,
-        _why: Vec<String>,
-    ) -> Result<Component, String> {
+    fn compile(&self, source: &Source, cache_dir: &Path, _why: Vec<String>) -> Result<Component, String> {
         let payload = self
             .engine
             .precompile_component(&source.bytes)
             .map_err(|e| format!("cannot compile: {e:#}"))?;
-        let path =
-            cache::artifact_path(cache_dir, &source.family, &source.digest, &self.engine_key);
+        let path = cache::artifact_path(cache_dir, &source.family, &source.digest, &self.engine_key);
         if let Err(e) = cache::store(&path, &payload) {
             tracing::warn!("cannot cache {}: {e}", path.display());
         }
         // Load what was just produced, as a cached start would.
         match cache::load(&self.engine, &path) {
             Ok(c) => Ok(c),
-            Err(_) => Component::new(&self.engine, &source.bytes[..])
-                .map_err(|e| format!("cannot compile: {e:#}")),
+            Err(_) => Component::new(&self.engine, &source.bytes[..]).map_err(|e| format!("cannot compile: {e:#}")),
         }
     }
 
     #[cfg(not(feature = "cranelift"))]
-    fn compile(
-        &self,
-        source: &Source,
-        _cache_dir: &Path,
-        why: Vec<String>,
-    ) -> Result<Component, String> {
+    fn compile(&self, source: &Source, _cache_dir: &Path, why: Vec<String>) -> Result<Component, String> {
         let mut msg = format!(
             "no precompiled artifact for component sha256 {} (this build has no compiler; run `qga compile`)",
             source.digest
@@ -546,12 +522,8 @@ impl Inner {
             let ComponentItem::ComponentFunc(func) = item.ty else {
                 continue;
             };
-            let signature = Signature::from_func(
-                name,
-                func.params().map(|(n, t)| (n.to_owned(), t)),
-                func.results(),
-            )
-            .map_err(|e| e.to_string())?;
+            let signature = Signature::from_func(name, func.params().map(|(n, t)| (n.to_owned(), t)), func.results())
+                .map_err(|e| e.to_string())?;
             let export = component
                 .get_export_index(Some(&iface_index), name)
                 .ok_or_else(|| format!("missing export {name}"))?;
@@ -578,12 +550,7 @@ impl Inner {
 
     /// The command's own linker: WASI, its granted capabilities, and
     /// permission-denied stubs for everything else the component imports.
-    fn linker(
-        &self,
-        component: &Component,
-        command: &str,
-        grant: &Grant,
-    ) -> wasmtime::Result<Linker<CallCtx>> {
+    fn linker(&self, component: &Component, command: &str, grant: &Grant) -> wasmtime::Result<Linker<CallCtx>> {
         let mut linker: Linker<CallCtx> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         for cap in &grant.capabilities {
@@ -631,11 +598,7 @@ impl Inner {
                 FsPerms::ReadOnly
             };
             if let Err(e) = wasi.preopened_dir(&p.host, &p.guest, perms) {
-                tracing::warn!(
-                    "{}: cannot preopen {}: {e}",
-                    prepared.command,
-                    p.host.display()
-                );
+                tracing::warn!("{}: cannot preopen {}: {e}", prepared.command, p.host.display());
             }
         }
         let ctx = CallCtx {
@@ -664,23 +627,15 @@ impl Inner {
             func.call(&mut store, params, &mut results)
         });
         if let Err(e) = outcome {
-            return Err(QmpError::generic(self.describe_failure(
-                prepared,
-                store.data(),
-                &e,
-            )));
+            return Err(QmpError::generic(self.describe_failure(prepared, store.data(), &e)));
         }
         let reply = match &results[0] {
             Val::Result(Ok(ok)) => prepared.signature.ok_to_json(ok.as_deref()),
             Val::Result(Err(err)) => {
-                return Err(QmpError::generic(crate::convert::error_desc(
-                    err.as_deref(),
-                )));
+                return Err(QmpError::generic(crate::convert::error_desc(err.as_deref())));
             }
             _ => {
-                return Err(QmpError::generic(format!(
-                    "{command}: handler returned no result"
-                )));
+                return Err(QmpError::generic(format!("{command}: handler returned no result")));
             }
         };
         if let Some(v) = &reply {
@@ -729,21 +684,17 @@ impl Inner {
 /// Cranelift loads these (`RuntimeConfig::precompiled_dir`). Returns the
 /// written paths.
 #[cfg(feature = "cranelift")]
-pub fn compile_families(
-    config: &RuntimeConfig,
-    out_dir: &Path,
-) -> Result<Vec<PathBuf>, RuntimeError> {
+pub fn compile_families(config: &RuntimeConfig, out_dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
     let engine = engine()?;
     let key = cache::engine_key(&engine);
     let mut written = Vec::new();
     for source in sources(config)? {
-        let payload =
-            engine
-                .precompile_component(&source.bytes)
-                .map_err(|e| RuntimeError::Compile {
-                    family: source.family.clone(),
-                    reason: format!("{e:#}"),
-                })?;
+        let payload = engine
+            .precompile_component(&source.bytes)
+            .map_err(|e| RuntimeError::Compile {
+                family: source.family.clone(),
+                reason: format!("{e:#}"),
+            })?;
         let path = cache::artifact_path(out_dir, &source.family, &source.digest, &key);
         cache::store(&path, &payload).map_err(|e| RuntimeError::Compile {
             family: source.family.clone(),

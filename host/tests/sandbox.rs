@@ -32,12 +32,7 @@ fn call(rt: &Runtime, command: &str, args: Dict) -> Result<Option<Value>, String
 
 fn echo_works(rt: &Runtime) {
     let arg = Dict::new().with("i", 7i64);
-    let reply = call(
-        rt,
-        "fixture-echo",
-        Dict::new().with("arg", Value::Dict(arg)),
-    )
-    .unwrap();
+    let reply = call(rt, "fixture-echo", Dict::new().with("arg", Value::Dict(arg))).unwrap();
     assert_eq!(reply.unwrap().to_json(), r#"{"i": 7}"#);
 }
 
@@ -76,10 +71,7 @@ fn endless_loop_times_out_within_its_deadline() {
 fn memory_bomb_hits_the_memory_cap() {
     let rt = fixture_runtime("alloc", |_| {});
     let err = call(&rt, "fixture-alloc", Dict::new().with("mib", 4096i64)).unwrap_err();
-    assert_eq!(
-        err,
-        "fixture-alloc: handler exceeded its 64 MiB memory limit"
-    );
+    assert_eq!(err, "fixture-alloc: handler exceeded its 64 MiB memory limit");
     // A modest allocation under the cap is fine.
     let ok = call(&rt, "fixture-alloc", Dict::new().with("mib", 8i64)).unwrap();
     assert_eq!(ok, Some(Value::Int(8)));
@@ -90,10 +82,7 @@ fn memory_bomb_hits_the_memory_cap() {
 fn panic_becomes_an_error() {
     let rt = fixture_runtime("panic", |_| {});
     let err = call(&rt, "fixture-panic", Dict::new()).unwrap_err();
-    assert_eq!(
-        err,
-        "fixture-panic: handler crashed (panic or wasm unreachable)"
-    );
+    assert_eq!(err, "fixture-panic: handler crashed (panic or wasm unreachable)");
     echo_works(&rt);
 }
 
@@ -130,10 +119,8 @@ fn ungranted_interface_is_refused() {
     echo_works(&rt);
     // Granted, the same handler works.
     let rt = fixture_runtime("granted", |c| {
-        c.grants.insert(
-            "fixture-ungranted".into(),
-            Grant::none().with(Capability::Clock),
-        );
+        c.grants
+            .insert("fixture-ungranted".into(), Grant::none().with(Capability::Clock));
     });
     assert!(matches!(
         call(&rt, "fixture-ungranted", Dict::new()),
@@ -167,22 +154,16 @@ fn echo_round_trips_through_wasm() {
         .with("data", "QUJD")
         .with(
             "items",
-            Value::List(vec![Value::Dict(
-                Dict::new().with("flag", true).with("small", 3i64),
-            )]),
+            Value::List(vec![Value::Dict(Dict::new().with("flag", true).with("small", 3i64))]),
         )
         .with("w", "green");
     let mut expected = arg.clone();
     expected.insert("u", Value::Uint(u64::MAX));
     let mut sent = arg;
     sent.insert("u", Value::Uint(u64::MAX));
-    let reply = call(
-        &rt,
-        "fixture-echo",
-        Dict::new().with("arg", Value::Dict(sent)),
-    )
-    .unwrap()
-    .unwrap();
+    let reply = call(&rt, "fixture-echo", Dict::new().with("arg", Value::Dict(sent)))
+        .unwrap()
+        .unwrap();
     let Value::Dict(reply) = reply else { panic!() };
     for (k, v) in expected.iter() {
         assert_eq!(reply.get(k), Some(v), "{k}");
@@ -191,10 +172,7 @@ fn echo_round_trips_through_wasm() {
     let err = call(
         &rt,
         "fixture-echo",
-        Dict::new().with(
-            "arg",
-            Value::Dict(Dict::new().with("i", 1i64).with("s8v", 300i64)),
-        ),
+        Dict::new().with("arg", Value::Dict(Dict::new().with("i", 1i64).with("s8v", 300i64))),
     )
     .unwrap_err();
     assert_eq!(err, "Parameter 'arg.s8v' expects int8");
@@ -221,10 +199,7 @@ fn compiled_artifacts_are_cached_and_corruption_is_ignored() {
     };
     make().load_all().unwrap();
     let cache = dir.join("cache");
-    let files: Vec<PathBuf> = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let start = Instant::now();
     let rt = make();

@@ -44,10 +44,7 @@ impl QemuGa {
         let child = cmd.spawn().unwrap();
         let start = Instant::now();
         while !sock.exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "qemu-ga did not start"
-            );
+            assert!(start.elapsed() < Duration::from_secs(5), "qemu-ga did not start");
             std::thread::sleep(Duration::from_millis(10));
         }
         Some(QemuGa { child, sock })
@@ -86,10 +83,7 @@ fn ours(rt: &Runtime, command: &str) -> String {
     match rt.call(command, None) {
         Ok(Some(v)) => Value::Dict(Dict::new().with("return", v)).to_json(),
         Ok(None) => String::new(),
-        Err(e) => format!(
-            "{{\"error\": {{\"class\": \"GenericError\", \"desc\": {:?}}}}}",
-            e.desc
-        ),
+        Err(e) => format!("{{\"error\": {{\"class\": \"GenericError\", \"desc\": {:?}}}}}", e.desc),
     }
 }
 
@@ -146,9 +140,7 @@ fn osinfo_honours_qga_os_release_like_qemu_ga() {
             return;
         };
         let p = path.to_string_lossy().into_owned();
-        let grant = Grant::builtin("guest-get-osinfo", &|k| {
-            (k == "QGA_OS_RELEASE").then(|| p.clone())
-        });
+        let grant = Grant::builtin("guest-get-osinfo", &|k| (k == "QGA_OS_RELEASE").then(|| p.clone()));
         let rt = runtime(&format!("osr{i}"), &[("guest-get-osinfo", grant)]);
         assert_eq!(
             ours(&rt, "guest-get-osinfo"),
@@ -162,9 +154,7 @@ fn osinfo_honours_qga_os_release_like_qemu_ga() {
         return;
     };
     let p = missing.to_string_lossy().into_owned();
-    let grant = Grant::builtin("guest-get-osinfo", &|k| {
-        (k == "QGA_OS_RELEASE").then(|| p.clone())
-    });
+    let grant = Grant::builtin("guest-get-osinfo", &|k| (k == "QGA_OS_RELEASE").then(|| p.clone()));
     let rt = runtime("osr-missing", &[("guest-get-osinfo", grant)]);
     assert_eq!(ours(&rt, "guest-get-osinfo"), ga.ask("guest-get-osinfo"));
 }
@@ -220,9 +210,7 @@ fn first_unexpected_member_matches_qemu_ga() {
         }
         for _ in 0..n {
             let len = 1 + (next() % 8) as usize;
-            let key: String = (0..len)
-                .map(|_| (b'a' + (next() % 26) as u8) as char)
-                .collect();
+            let key: String = (0..len).map(|_| (b'a' + (next() % 26) as u8) as char).collect();
             if d.contains_key(&key) {
                 continue;
             }

@@ -38,11 +38,7 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [
-        Capability::Clock,
-        Capability::HostInfo,
-        Capability::ReadFile,
-    ];
+    pub const ALL: [Capability; 3] = [Capability::Clock, Capability::HostInfo, Capability::ReadFile];
 
     /// The interface's name as a component imports it.
     pub fn interface(self) -> &'static str {
@@ -60,15 +56,9 @@ impl Capability {
     /// Link this capability's host implementation.
     pub fn add_to_linker(self, linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
         match self {
-            Capability::Clock => {
-                qga::agent::clock::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
-            }
-            Capability::HostInfo => {
-                qga::agent::host_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
-            }
-            Capability::ReadFile => {
-                qga::agent::read_file::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
-            }
+            Capability::Clock => qga::agent::clock::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::HostInfo => qga::agent::host_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::ReadFile => qga::agent::read_file::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
         }
     }
 }
@@ -148,9 +138,7 @@ impl Grant {
             "guest-get-time" | "guest-get-timezone" => Grant::none().with(Capability::Clock),
             "guest-get-host-name" => Grant::none().with(Capability::HostInfo),
             "guest-get-osinfo" => {
-                let mut g = Grant::none()
-                    .with(Capability::HostInfo)
-                    .with(Capability::ReadFile);
+                let mut g = Grant::none().with(Capability::HostInfo).with(Capability::ReadFile);
                 match env("QGA_OS_RELEASE") {
                     Some(path) => {
                         g.read_files.push(PathBuf::from(&path));
@@ -214,19 +202,11 @@ mod tests {
 
     #[test]
     fn each_system_info_command_gets_only_its_capabilities() {
-        let caps = |c| {
-            Grant::builtin(c, &no_env)
-                .capabilities
-                .into_iter()
-                .collect::<Vec<_>>()
-        };
+        let caps = |c| Grant::builtin(c, &no_env).capabilities.into_iter().collect::<Vec<_>>();
         assert_eq!(caps("guest-get-time"), [Capability::Clock]);
         assert_eq!(caps("guest-get-timezone"), [Capability::Clock]);
         assert_eq!(caps("guest-get-host-name"), [Capability::HostInfo]);
-        assert_eq!(
-            caps("guest-get-osinfo"),
-            [Capability::HostInfo, Capability::ReadFile]
-        );
+        assert_eq!(caps("guest-get-osinfo"), [Capability::HostInfo, Capability::ReadFile]);
         assert_eq!(caps("guest-get-users"), [Capability::ReadFile]);
         assert!(caps("fixture-ungranted").is_empty());
     }
@@ -236,10 +216,7 @@ mod tests {
         let env = |k: &str| (k == "QGA_OS_RELEASE").then(|| "/tmp/osr".to_owned());
         let g = Grant::builtin("guest-get-osinfo", &env);
         assert_eq!(g.read_files, [PathBuf::from("/tmp/osr")]);
-        assert_eq!(
-            g.env,
-            [("QGA_OS_RELEASE".to_owned(), "/tmp/osr".to_owned())]
-        );
+        assert_eq!(g.env, [("QGA_OS_RELEASE".to_owned(), "/tmp/osr".to_owned())]);
         let g = Grant::builtin("guest-get-osinfo", &no_env);
         assert_eq!(g.read_files.len(), 2);
         assert!(g.env.is_empty());
@@ -247,9 +224,7 @@ mod tests {
 
     #[test]
     fn require_names_command_and_interface() {
-        let err = Grant::none()
-            .require("guest-x", Capability::Clock)
-            .unwrap_err();
+        let err = Grant::none().require("guest-x", Capability::Clock).unwrap_err();
         assert_eq!(
             err.to_string(),
             "permission denied: guest-x is not granted qga:agent/clock"

@@ -11,9 +11,9 @@ const UNUSED: u32 = 0;
 const TOMBSTONE: u32 = 1;
 const MIN_SHIFT: u32 = 3;
 const PRIME_MOD: [u32; 32] = [
-    1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
-    262139, 524287, 1048573, 2097143, 4194301, 8388593, 16777213, 33554393, 67108859, 134217689,
-    268435399, 536870909, 1073741789, 2147483647,
+    1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071, 262139, 524287,
+    1048573, 2097143, 4194301, 8388593, 16777213, 33554393, 67108859, 134217689, 268435399, 536870909, 1073741789,
+    2147483647,
 ];
 
 fn str_hash(key: &str) -> u32 {
@@ -120,9 +120,7 @@ impl<'a> KeySet<'a> {
 
     fn maybe_resize(&mut self) {
         let size = self.size();
-        if (size > self.nnodes * 4 && size > 1 << MIN_SHIFT)
-            || size <= self.noccupied + self.noccupied / 16
-        {
+        if (size > self.nnodes * 4 && size > 1 << MIN_SHIFT) || size <= self.noccupied + self.noccupied / 16 {
             self.resize();
         }
     }

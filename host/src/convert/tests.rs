@@ -190,14 +190,10 @@ fn integer_type_errors() {
 #[test]
 fn uint64_wraps_negative_and_rejects_the_rest() {
     let vals = mem_blocks()
-        .params_from_json(Some(&args(
-            r#"{"mem-blks": [{"phys-index": -1, "online": true}]}"#,
-        )))
+        .params_from_json(Some(&args(r#"{"mem-blks": [{"phys-index": -1, "online": true}]}"#)))
         .unwrap();
     let Val::List(items) = &vals[0] else { panic!() };
-    let Val::Record(members) = &items[0] else {
-        panic!()
-    };
+    let Val::Record(members) = &items[0] else { panic!() };
     assert_eq!(members[0].1, Val::U64(u64::MAX));
     for v in ["18446744073709551616", "1.0", "\"x\"", "true"] {
         assert_eq!(
@@ -227,10 +223,7 @@ fn sized_integers_report_their_type() {
         err(&s, r#"{"c": "x"}"#),
         "Invalid parameter type for 'c', expected: integer"
     );
-    assert_eq!(
-        err(&s, r#"{"d": 2147483648}"#),
-        "Parameter 'd' expects int32"
-    );
+    assert_eq!(err(&s, r#"{"d": 2147483648}"#), "Parameter 'd' expects int32");
     assert!(
         s.params_from_json(Some(&args(r#"{"a": 255, "b": 65535, "c": -128}"#)))
             .is_ok()
@@ -240,17 +233,11 @@ fn sized_integers_report_their_type() {
 #[test]
 fn nested_names_and_kinds() {
     assert_eq!(
-        err(
-            &set_vcpus(),
-            r#"{"vcpus": [{"logical-id": "a", "online": true}]}"#
-        ),
+        err(&set_vcpus(), r#"{"vcpus": [{"logical-id": "a", "online": true}]}"#),
         "Invalid parameter type for 'vcpus[0].logical-id', expected: integer"
     );
     assert_eq!(
-        err(
-            &set_vcpus(),
-            r#"{"vcpus": [{"logical-id": 0, "online": 1}]}"#
-        ),
+        err(&set_vcpus(), r#"{"vcpus": [{"logical-id": 0, "online": 1}]}"#),
         "Invalid parameter type for 'vcpus[0].online', expected: boolean"
     );
     assert_eq!(
@@ -291,15 +278,9 @@ fn nested_names_and_kinds() {
 fn unexpected_uses_qdict_order_after_members() {
     let none = sig(vec![]);
     // qemu-ga: {"b":1,"a":2,"c":3} to guest-get-time reports 'b'.
-    assert_eq!(
-        err(&none, r#"{"b": 1, "a": 2, "c": 3}"#),
-        "Parameter 'b' is unexpected"
-    );
+    assert_eq!(err(&none, r#"{"b": 1, "a": 2, "c": 3}"#), "Parameter 'b' is unexpected");
     // A member error comes before any unexpected member.
-    assert_eq!(
-        err(&file_read(), r#"{"zzz": 1}"#),
-        "Parameter 'handle' is missing"
-    );
+    assert_eq!(err(&file_read(), r#"{"zzz": 1}"#), "Parameter 'handle' is missing");
 }
 
 #[test]
@@ -330,9 +311,7 @@ fn enums_and_alternates() {
         "Invalid parameter type for 'whence', expected: integer or string"
     );
     let vals = seek()
-        .params_from_json(Some(&args(
-            r#"{"handle": 1, "offset": 0, "whence": "cur"}"#,
-        )))
+        .params_from_json(Some(&args(r#"{"handle": 1, "offset": 0, "whence": "cur"}"#)))
         .unwrap();
     assert_eq!(
         vals[2],
@@ -341,10 +320,7 @@ fn enums_and_alternates() {
     let vals = seek()
         .params_from_json(Some(&args(r#"{"handle": 1, "offset": 0, "whence": 2}"#)))
         .unwrap();
-    assert_eq!(
-        vals[2],
-        Val::Variant("value".into(), Some(Box::new(Val::S64(2))))
-    );
+    assert_eq!(vals[2], Val::Variant("value".into(), Some(Box::new(Val::S64(2)))));
 }
 
 #[test]
@@ -383,10 +359,7 @@ fn device_id() -> Shape {
     Shape::Union(vec![
         UnionCase {
             name: "pci".into(),
-            fields: Some(vec![
-                field("vendor-id", Shape::U16),
-                field("device-id", Shape::U16),
-            ]),
+            fields: Some(vec![field("vendor-id", Shape::U16), field("device-id", Shape::U16)]),
         },
         UnionCase {
             name: "none".into(),
@@ -419,18 +392,16 @@ fn flat_union_on_type() {
     let back = to_json(&device_id(), &vals[0]);
     assert_eq!(
         back.to_json(),
-        r#"{"device-id": 2, "vendor-id": 1, "type": "pci"}"#
-            .to_owned()
-            .replace(
-                r#"{"device-id": 2, "vendor-id": 1, "type": "pci"}"#,
-                &Value::Dict(
-                    Dict::new()
-                        .with("type", "pci")
-                        .with("vendor-id", 1i64)
-                        .with("device-id", 2i64)
-                )
-                .to_json()
+        r#"{"device-id": 2, "vendor-id": 1, "type": "pci"}"#.to_owned().replace(
+            r#"{"device-id": 2, "vendor-id": 1, "type": "pci"}"#,
+            &Value::Dict(
+                Dict::new()
+                    .with("type", "pci")
+                    .with("vendor-id", 1i64)
+                    .with("device-id", 2i64)
             )
+            .to_json()
+        )
     );
 }
 
@@ -446,10 +417,7 @@ fn results_records_in_field_order_absent_options_omitted() {
     let val = Val::Record(vec![
         ("zone".into(), Val::Option(None)),
         ("offset".into(), Val::S64(-3600)),
-        (
-            "big".into(),
-            Val::Option(Some(Box::new(Val::U64(u64::MAX)))),
-        ),
+        ("big".into(), Val::Option(Some(Box::new(Val::U64(u64::MAX))))),
         ("t".into(), Val::Option(Some(Box::new(Val::Float64(1.5))))),
         (
             "data".into(),
@@ -474,10 +442,7 @@ fn ok_and_error_values() {
     assert_eq!(quiet.ok_to_json(Some(&Val::Enum("no-reply".into()))), None);
     assert_eq!(sig(vec![]).ok_to_json(None), Some(Value::Dict(Dict::new())));
     assert_eq!(
-        error_desc(Some(&Val::Record(vec![(
-            "desc".into(),
-            Val::String("boom".into())
-        )]))),
+        error_desc(Some(&Val::Record(vec![("desc".into(), Val::String("boom".into()))]))),
         "boom"
     );
 }
@@ -494,8 +459,7 @@ fn any_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
-            prop::collection::vec(("[a-z-]{1,10}", inner), 0..5)
-                .prop_map(|kv| Value::Dict(kv.into_iter().collect())),
+            prop::collection::vec(("[a-z-]{1,10}", inner), 0..5).prop_map(|kv| Value::Dict(kv.into_iter().collect())),
         ]
     })
 }

@@ -84,9 +84,7 @@ pub fn store(path: &Path, payload: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("artifact"),
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"),
         std::process::id()
     ));
     let mut f = std::fs::File::create(&tmp)?;
