@@ -177,3 +177,27 @@ fn serves_a_socket_passed_by_systemd_activation() {
     let _ = launcher.kill();
     let _ = launcher.wait();
 }
+
+#[test]
+fn oversized_string_costs_one_error_then_the_stream_recovers() {
+    let agent = Agent::qga(&[]);
+    let client = agent.connect();
+    let mut request = br#"{"execute": "guest-ping", "id": ""#.to_vec();
+    request.resize(request.len() + (65 << 20), b'a');
+    request.extend_from_slice(b"\"}\n{\"execute\": \"guest-ping\", \"id\": 2}\n");
+    let writer = {
+        let mut stream = client.into_stream();
+        std::thread::spawn(move || {
+            stream.write_all(&request).unwrap();
+            stream
+        })
+    };
+    let stream = writer.join().unwrap();
+    let mut client = support::Client::from_stream(stream);
+    assert_eq!(
+        client.read_text(),
+        r#"{"error": {"class": "GenericError", "desc": "JSON token size limit exceeded"}}"#
+    );
+    assert_eq!(client.read_text(), r#"{"return": {}, "id": 2}"#);
+    assert!(!client.has_pending_reply(Duration::from_millis(300)));
+}

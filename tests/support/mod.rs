@@ -181,7 +181,10 @@ pub struct Client {
 
 impl Client {
     pub fn connect(socket: &Path) -> Client {
-        let stream = UnixStream::connect(socket).expect("connect to agent");
+        Client::from_stream(UnixStream::connect(socket).expect("connect to agent"))
+    }
+
+    pub fn from_stream(stream: UnixStream) -> Client {
         stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
         let writer = stream.try_clone().unwrap();
         Client {
