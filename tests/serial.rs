@@ -5,7 +5,6 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,7 +43,7 @@ fn isa_serial_serves_a_raw_tty() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut master = std::fs::File::from(OwnedFd::from(pty.master));
+    let mut master = std::fs::File::from(pty.master);
     // Give the agent time to open the line and switch it to raw mode.
     std::thread::sleep(Duration::from_millis(300));
     // Two requests in one write, the second split over two writes: no line
