@@ -141,7 +141,11 @@ fn idle_agent_uses_no_cpu() {
     let agent = Agent::qga(&[]);
     let mut idle_client = agent.connect();
     // A component command waits for the background compile to finish.
-    assert!(idle_client.call(r#"{"execute": "guest-get-time"}"#).starts_with(r#"{"return": "#));
+    assert!(
+        idle_client
+            .call(r#"{"execute": "guest-get-time"}"#)
+            .starts_with(r#"{"return": "#)
+    );
     let before = agent.cpu_time();
     std::thread::sleep(Duration::from_secs(1));
     assert!(agent.cpu_time() - before < Duration::from_millis(50));
