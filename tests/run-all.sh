@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 packages=()
 [ -x /usr/sbin/qemu-ga ] || packages+=(qemu-guest-agent)
 command -v systemd-socket-activate >/dev/null || packages+=(systemd)
+command -v man >/dev/null || packages+=(man-db)
 if [ ${#packages[@]} -gt 0 ]; then
     echo "tests/run-all.sh: installing ${packages[*]}" >&2
     sudo=""
@@ -20,7 +21,16 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
+if ! command -v cargo-deb >/dev/null; then
+    echo "tests/run-all.sh: installing cargo-deb (for the package check)" >&2
+    cargo install --locked cargo-deb --version 3.8.0
+fi
+
+status=0
 # The handlers' own logic, natively (their wasm builds are checked by the
 # host's build script and exercised by the host tests).
-cargo test --release --manifest-path handlers/Cargo.toml --workspace
-exec cargo test --release --workspace --no-fail-fast "$@"
+cargo test --release --manifest-path handlers/Cargo.toml --workspace || status=1
+cargo test --release --workspace --no-fail-fast "$@" || status=1
+# The Debian package: contents, install/purge, man page, --help.
+bash packaging/check-deb.sh || status=1
+exit $status
