@@ -91,7 +91,8 @@ struct Observed {
     agent: &'static str,
     first_reply: Duration,
     pings: Vec<Duration>,
-    replies: Vec<String>,
+    /// Each reply with the host's clock (ns) when it arrived.
+    replies: Vec<(String, i128)>,
     /// Agent CPU ticks (1/100 s) over `idle_secs` of guest time with no host connected.
     idle_ticks: u64,
     idle_secs: f64,
@@ -121,10 +122,11 @@ fn exercise(agent: &'static str) -> Observed {
             chan.send(format!("{request}\n").as_bytes());
             assert!(chan.is_quiet(Duration::from_secs(2)), "{agent}: {request} answered");
             powered_off = vm.wait_exit(Duration::from_secs(60));
-            replies.push(String::new());
+            replies.push((String::new(), host_now_ns()));
             break;
         }
-        replies.push(chan.call(request));
+        let reply = chan.call(request);
+        replies.push((reply, host_now_ns()));
     }
     if powered_off {
         return Observed {
@@ -251,7 +253,8 @@ fn mask(value: &mut Value, keys: &[&str]) {
     }
 }
 
-fn compare(request: &str, how: Compare, ours: &str, theirs: &str) {
+fn compare(request: &str, how: Compare, (ours, our_time): &(String, i128), (theirs, their_time): &(String, i128)) {
+    let (ours, theirs) = (ours.as_str(), theirs.as_str());
     match how {
         Exact => assert_eq!(ours, theirs, "{request}"),
         Masked(keys) => {
@@ -261,15 +264,15 @@ fn compare(request: &str, how: Compare, ours: &str, theirs: &str) {
             assert_eq!(a.to_json(), b.to_json(), "{request}: {ours} vs {theirs}");
         }
         Time => {
-            for reply in [ours, theirs] {
+            for (reply, at) in [(ours, our_time), (theirs, their_time)] {
                 let ns = parse(reply)
                     .as_dict()
                     .and_then(|d| d.get("return").cloned())
                     .and_then(|v| v.as_i64())
                     .unwrap_or_else(|| panic!("{request}: {reply}"));
-                let off = (i128::from(ns) - host_now_ns()).abs();
+                let off = (i128::from(ns) - at).abs();
                 assert!(
-                    off < 30_000_000_000,
+                    off < 10_000_000_000,
                     "{request}: {reply} is {off} ns off the host clock"
                 );
             }
@@ -349,10 +352,12 @@ fn qga_answers_like_qemu_ga_over_virtio_serial_in_the_same_image() {
     }
     assert_eq!(ours.powered_off, theirs.powered_off, "guest-shutdown");
     if !ours.powered_off {
-        // qga: at most 2% of a CPU while nobody is connected (qemu-ga 7.2
-        // polls every 5 ms on a virtio-serial port with no host).
+        // qga looks at the port every 100 ms while no host is connected
+        // (qemu-ga 7.2 every 5 ms): a few ticks. A spinning agent would use
+        // ~100 ticks a second; allow 10% of a CPU for TCG accounting noise
+        // on a loaded host.
         assert!(
-            ours.idle_ticks as f64 <= ours.idle_secs * 2.0 + 1.0,
+            ours.idle_ticks as f64 <= ours.idle_secs * 10.0 + 1.0,
             "qga spins with no host connected: {} ticks in {:.1} s",
             ours.idle_ticks,
             ours.idle_secs
