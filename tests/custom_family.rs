@@ -12,8 +12,16 @@ use support::{Agent, Scratch};
 fn build_example() -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/custom-family");
     let mut cargo = Command::new(env!("CARGO"));
-    cargo.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"]).arg(dir.join("Cargo.toml"));
-    for var in ["CARGO_TARGET_DIR", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER"] {
+    cargo
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"));
+    for var in [
+        "CARGO_TARGET_DIR",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+    ] {
         cargo.env_remove(var);
     }
     let status = cargo.status().expect("cargo runs");
@@ -31,7 +39,9 @@ fn an_out_of_tree_family_loads_and_answers() {
     let info = client.call(r#"{"execute": "guest-info"}"#);
     for name in ["guest-hello", "guest-count-words", "guest-get-osinfo"] {
         assert!(
-            info.contains(&format!(r#"{{"enabled": true, "name": "{name}", "success-response": true}}"#)),
+            info.contains(&format!(
+                r#"{{"enabled": true, "name": "{name}", "success-response": true}}"#
+            )),
             "{name} missing from {info}"
         );
     }

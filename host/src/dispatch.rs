@@ -114,7 +114,19 @@ impl RpcFilter {
 pub struct Dispatcher {
     entries: Vec<Entry>,
     backend: Option<Arc<dyn Backend>>,
+    /// Component calls running at once. Handlers are CPU-bound and the
+    /// machine has few cores: more in parallel only costs threads and
+    /// instance memory. Clients beyond it wait their turn.
+    calls: Arc<tokio::sync::Semaphore>,
+    /// When free memory was last handed back (see [`Dispatcher::after_call`]).
+    last_trim: std::sync::Mutex<std::time::Instant>,
 }
+
+/// At most this often, free memory goes back to the kernel after calls.
+const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// See [`Dispatcher::calls`].
+const MAX_CONCURRENT_CALLS: usize = 8;
 
 /// Outcome of one command before it is encoded.
 struct Answer {
@@ -170,7 +182,12 @@ impl Dispatcher {
                 .unwrap_or(QEMU_GA_ORDER.len())
         };
         entries.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then_with(|| a.name.cmp(&b.name)));
-        Dispatcher { entries, backend }
+        Dispatcher {
+            entries,
+            backend,
+            calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
+            last_trim: std::sync::Mutex::new(std::time::Instant::now()),
+        }
     }
 
     /// Names of every command in the table, in `guest-info` order.
@@ -241,11 +258,30 @@ impl Dispatcher {
         let Some(backend) = self.backend.clone() else {
             return Err(QmpError::not_found(format!("The command {name} has not been found")));
         };
+        let slot = self.calls.acquire().await.expect("semaphore never closed");
         let owned = name.to_owned();
         let args = args.cloned();
-        tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
+        let result = tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
             .await
-            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))))
+            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))));
+        drop(slot);
+        self.after_call();
+        result
+    }
+
+    /// Once no call is running, hand the memory calls freed (large transfers,
+    /// bursts of concurrent calls) back to the kernel, at most once per
+    /// [`TRIM_INTERVAL`], off the event loop.
+    fn after_call(&self) {
+        if self.calls.available_permits() != MAX_CONCURRENT_CALLS {
+            return;
+        }
+        let mut last = self.last_trim.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < TRIM_INTERVAL {
+            return;
+        }
+        *last = std::time::Instant::now();
+        drop(tokio::task::spawn_blocking(crate::runtime::sys::release_free_memory));
     }
 
     /// `guest-info`: built from the live table.

@@ -178,6 +178,8 @@ fn run(config: Config) -> Result<(), AgentError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(64)
+        // Idle handler threads go away soon, and their stacks with them.
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .build()
         .map_err(AgentError::EventLoop)?;
     runtime.block_on(async {

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod limits;
+pub mod sys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -156,7 +157,10 @@ pub fn engine() -> Result<Engine, RuntimeError> {
         .total_tables(512)
         .max_memory_size(1 << 30)
         .linear_memory_keep_resident(4 << 20)
-        .table_keep_resident(1 << 20);
+        .table_keep_resident(1 << 20)
+        // Only a few idle slots keep their pages: a burst of concurrent calls
+        // must not leave its memory resident afterwards.
+        .max_unused_warm_slots(2);
     let mut config = Config::new();
     config
         .wasm_component_model(true)
