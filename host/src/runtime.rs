@@ -25,6 +25,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::capabilities::freeze::FreezeState;
 use crate::capabilities::{CallCtx, Capability, Denied, Grant};
 use crate::convert::Signature;
 use crate::dispatch::{Backend, CommandSpec};
@@ -59,6 +60,8 @@ pub struct RuntimeConfig {
     pub background_compile: bool,
     /// Per-command grants replacing the built-in ones.
     pub grants: BTreeMap<String, Grant>,
+    /// `-F`/`fsfreeze-hook`: the hook run with `freeze` and `thaw`.
+    pub fsfreeze_hook: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -70,6 +73,7 @@ impl RuntimeConfig {
             embedded: true,
             background_compile: true,
             grants: BTreeMap::new(),
+            fsfreeze_hook: None,
         }
     }
 
@@ -138,6 +142,7 @@ struct Inner {
     by_command: HashMap<String, usize>,
     config: RuntimeConfig,
     ticker: Arc<Ticker>,
+    freeze: Arc<FreezeState>,
 }
 
 /// The component runtime. `Send + Sync`; share it as `Arc<Runtime>`.
@@ -301,6 +306,7 @@ impl Runtime {
         let ticker_thread = spawn_ticker(engine.clone(), ticker.clone())
             .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
         let background = config.background_compile;
+        let freeze = Arc::new(FreezeState::load(&config.state_dir, config.fsfreeze_hook.clone()));
         let inner = Arc::new(Inner {
             engine,
             engine_key,
@@ -308,6 +314,7 @@ impl Runtime {
             by_command,
             config,
             ticker,
+            freeze,
         });
         if background && !inner.families.is_empty() {
             let weak = Arc::downgrade(&inner);
@@ -380,6 +387,10 @@ impl Backend for Runtime {
 
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
         Runtime::call(self, command, arguments)
+    }
+
+    fn freeze_gate(&self) -> crate::dispatch::FreezeGate {
+        self.inner.freeze.gate()
     }
 }
 
@@ -607,6 +618,7 @@ impl Inner {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: CallLimiter::new(grant.memory_bytes),
+            freeze: self.freeze.clone(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);
