@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 packages=()
 [ -x /usr/sbin/qemu-ga ] || packages+=(qemu-guest-agent)
 command -v systemd-socket-activate >/dev/null || packages+=(systemd)
+# tests/storage.rs: ext4 images on loop devices
+command -v mkfs.ext4 >/dev/null || packages+=(e2fsprogs)
+command -v losetup >/dev/null || packages+=(mount)
+command -v fsfreeze >/dev/null || packages+=(util-linux)
 if [ ${#packages[@]} -gt 0 ]; then
     echo "tests/run-all.sh: installing ${packages[*]}" >&2
     sudo=""

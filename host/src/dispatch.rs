@@ -241,7 +241,9 @@ impl Dispatcher {
             ))));
         };
         let gate = self.freeze_gate();
-        if !entry.enabled && !(gate == FreezeGate::Frozen && frozen_out(gate, &entry.name)) {
+        // A freeze of this agent re-disables blocked commands with its reason.
+        let frozen_reason = gate == FreezeGate::Frozen && frozen_out(gate, &entry.name);
+        if !entry.enabled && !frozen_reason {
             return plain(Err(QmpError::not_found(format!(
                 "Command {} has been disabled",
                 entry.name

@@ -7,7 +7,7 @@
 //! a sysfs-shaped tree in tests.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A mounted filesystem as qemu-ga's `build_fs_mount_list` keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -718,9 +718,7 @@ fn scan_leading_int(s: &str) -> Option<u32> {
 
 /// "%*u:%*u:%*u/%*u:%u:%u:%u" after "/target".
 fn scan_target(s: &str) -> Option<[u32; 3]> {
-    let mut parts = s.splitn(2, '/');
-    let first = parts.next()?;
-    let second = parts.next()?;
+    let (first, second) = s.split_once('/')?;
     let nums: Vec<&str> = first.split(':').collect();
     if nums.len() != 3 || nums.iter().any(|n| scan_leading_uint(n).is_none()) {
         return None;

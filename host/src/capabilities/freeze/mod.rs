@@ -290,7 +290,7 @@ impl FreezeState {
             .iter()
             .rev()
             .filter(|m| match mountpoints {
-                Some(list) => list.iter().any(|p| *p == m.dirname),
+                Some(list) => list.contains(&m.dirname),
                 None => allowed(&m.dirname),
             })
             .collect();
