@@ -139,7 +139,13 @@ fn sigint_also_shuts_down_cleanly() {
 #[test]
 fn idle_agent_uses_no_cpu() {
     let agent = Agent::qga(&[]);
-    let _idle_client = agent.connect();
+    let mut idle_client = agent.connect();
+    // A component command waits for the background compile to finish.
+    assert!(
+        idle_client
+            .call(r#"{"execute": "guest-get-time"}"#)
+            .starts_with(r#"{"return": "#)
+    );
     // Let start-up work (the background compile of every embedded family)
     // finish first: idle means after it.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
