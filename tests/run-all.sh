@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 packages=()
 [ -x /usr/sbin/qemu-ga ] || packages+=(qemu-guest-agent)
 command -v systemd-socket-activate >/dev/null || packages+=(systemd)
+# tests/storage.rs: ext4 images on loop devices
+command -v losetup >/dev/null || packages+=(mount)
+command -v fsfreeze >/dev/null || packages+=(util-linux)
 command -v man >/dev/null || packages+=(man-db)
 # The real-VM tests (tests/vm.rs, tests/libvirt.rs; harness in tests/vm/).
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }

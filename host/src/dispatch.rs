@@ -21,7 +21,36 @@ pub trait Backend: Send + Sync {
     fn commands(&self) -> Vec<CommandSpec>;
     /// Blocking; called on a blocking thread. `Ok(None)` means no reply.
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError>;
+    /// Whether filesystems are frozen (guest-fsfreeze-*): then only
+    /// [`FREEZE_ALLOWLIST`] runs.
+    fn freeze_gate(&self) -> FreezeGate {
+        FreezeGate::Thawed
+    }
 }
+
+/// The freeze state as dispatch sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeGate {
+    Thawed,
+    /// Frozen by a guest-fsfreeze-freeze(-list) of this agent: the frozen
+    /// reason replaces "disabled" even for blocked commands (qemu-ga's
+    /// ga_set_frozen disables them again, with its reason).
+    Frozen,
+    /// Started frozen (state file left by a killed agent): blocked
+    /// commands say only "has been disabled" (qemu-ga applies its block
+    /// list after the frozen state at start-up).
+    FrozenAtStart,
+}
+
+/// qemu-ga's `ga_freeze_allowlist`: what still runs while frozen.
+pub const FREEZE_ALLOWLIST: &[&str] = &[
+    "guest-ping",
+    "guest-info",
+    "guest-sync",
+    "guest-sync-delimited",
+    "guest-fsfreeze-status",
+    "guest-fsfreeze-thaw",
+];
 
 /// Commands the host answers itself, without any component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,9 +257,18 @@ impl Dispatcher {
                 request.command
             ))));
         };
-        if !entry.enabled {
+        let gate = self.freeze_gate();
+        // A freeze of this agent re-disables blocked commands with its reason.
+        let frozen_reason = gate == FreezeGate::Frozen && frozen_out(gate, &entry.name);
+        if !entry.enabled && !frozen_reason {
             return plain(Err(QmpError::not_found(format!(
                 "Command {} has been disabled",
+                entry.name
+            ))));
+        }
+        if frozen_out(gate, &entry.name) {
+            return plain(Err(QmpError::not_found(format!(
+                "Command {} has been disabled: the agent is in frozen state",
                 entry.name
             ))));
         }
@@ -284,8 +322,13 @@ impl Dispatcher {
         drop(tokio::task::spawn_blocking(crate::runtime::sys::release_free_memory));
     }
 
+    fn freeze_gate(&self) -> FreezeGate {
+        self.backend.as_ref().map_or(FreezeGate::Thawed, |b| b.freeze_gate())
+    }
+
     /// `guest-info`: built from the live table.
     fn info(&self) -> Value {
+        let gate = self.freeze_gate();
         let commands = self
             .entries
             .iter()
@@ -293,7 +336,7 @@ impl Dispatcher {
                 Value::Dict(
                     Dict::new()
                         .with("name", e.name.as_str())
-                        .with("enabled", e.enabled)
+                        .with("enabled", e.enabled && !frozen_out(gate, &e.name))
                         .with("success-response", e.success_response),
                 )
             })
@@ -303,6 +346,14 @@ impl Dispatcher {
                 .with("version", env!("CARGO_PKG_VERSION"))
                 .with("supported_commands", Value::List(commands)),
         )
+    }
+}
+
+/// The freeze gate: frozen, and not on qemu-ga's allowlist.
+fn frozen_out(gate: FreezeGate, name: &str) -> bool {
+    match gate {
+        FreezeGate::Thawed => false,
+        FreezeGate::Frozen | FreezeGate::FrozenAtStart => !FREEZE_ALLOWLIST.contains(&name),
     }
 }
 

@@ -173,6 +173,7 @@ fn run(config: Config) -> Result<(), AgentError> {
     };
     let mut runtime_config = RuntimeConfig::new(&config.statedir);
     runtime_config.handlers_dir = config.handlers_dir.clone();
+    runtime_config.fsfreeze_hook = config.fsfreeze_hook.clone();
     let handlers: Arc<dyn qga::dispatch::Backend> = Arc::new(Runtime::new(runtime_config)?);
     let dispatcher = Arc::new(Dispatcher::new(Some(handlers), &filter));
     let runtime = tokio::runtime::Builder::new_current_thread()

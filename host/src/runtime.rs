@@ -26,6 +26,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::capabilities::freeze::FreezeState;
 use crate::capabilities::{CallCtx, Capability, Denied, Grant};
 use crate::convert::Signature;
 use crate::dispatch::{Backend, CommandSpec};
@@ -60,6 +61,8 @@ pub struct RuntimeConfig {
     pub background_compile: bool,
     /// Per-command grants replacing the built-in ones.
     pub grants: BTreeMap<String, Grant>,
+    /// `-F`/`fsfreeze-hook`: the hook run with `freeze` and `thaw`.
+    pub fsfreeze_hook: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -71,6 +74,7 @@ impl RuntimeConfig {
             embedded: true,
             background_compile: true,
             grants: BTreeMap::new(),
+            fsfreeze_hook: None,
         }
     }
 
@@ -139,6 +143,7 @@ struct Inner {
     by_command: HashMap<String, usize>,
     config: RuntimeConfig,
     ticker: Arc<Ticker>,
+    freeze: Arc<FreezeState>,
 }
 
 /// The component runtime. `Send + Sync`; share it as `Arc<Runtime>`.
@@ -305,6 +310,7 @@ impl Runtime {
         let ticker_thread = spawn_ticker(engine.clone(), ticker.clone())
             .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
         let background = config.background_compile;
+        let freeze = Arc::new(FreezeState::load(&config.state_dir, config.fsfreeze_hook.clone()));
         let inner = Arc::new(Inner {
             engine,
             engine_key,
@@ -312,6 +318,7 @@ impl Runtime {
             by_command,
             config,
             ticker,
+            freeze,
         });
         if background && !inner.families.is_empty() {
             let weak = Arc::downgrade(&inner);
@@ -384,6 +391,10 @@ impl Backend for Runtime {
 
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
         Runtime::call(self, command, arguments)
+    }
+
+    fn freeze_gate(&self) -> crate::dispatch::FreezeGate {
+        self.inner.freeze.gate()
     }
 }
 
@@ -611,6 +622,7 @@ impl Inner {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: CallLimiter::new(grant.memory_bytes),
+            freeze: self.freeze.clone(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);
