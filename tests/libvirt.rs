@@ -43,11 +43,11 @@ const STEPS: &[(&str, Check)] = &[
     (r#"qemu-agent-command @DOM@ '{"execute":"guest-get-osinfo"}'"#, Same),
     (r#"qemu-agent-command @DOM@ '{"execute":"guest-get-host-name"}'"#, Same),
     // storage
-    // ("domfsinfo @DOM@", Same),
-    // ("guestinfo @DOM@ --filesystem --disk", Same),
-    // ("domfsfreeze @DOM@", Same),
-    // ("domfsthaw @DOM@", Same),
-    // ("domfstrim @DOM@", Same),
+    ("domfsinfo @DOM@", Same),
+    ("guestinfo @DOM@ --filesystem --disk", Same),
+    ("domfsfreeze @DOM@", Same),
+    ("domfsthaw @DOM@", Same),
+    ("domfstrim @DOM@", Same),
     // network
     // ("domifaddr @DOM@ --source agent", Same),
     // ("guestinfo @DOM@ --interface", Same),

@@ -52,13 +52,20 @@ const CASES: &[(&str, Compare)] = &[
     (r#"{"execute":"guest-no-such-command"}"#, Exact),
     (r#"{"execute":"guest-get-host-name","arguments":{"x":1}}"#, Exact),
     // storage (fsinfo/disks/freeze/trim); /dev/vda is mounted on /mnt/data (--mount)
-    // (r#"{"execute":"guest-get-fsinfo"}"#, Masked(&["used-bytes", "total-bytes"])),
-    // (r#"{"execute":"guest-get-disks"}"#, Exact),
-    // (r#"{"execute":"guest-fsfreeze-status"}"#, Exact),
-    // (r#"{"execute":"guest-fsfreeze-freeze"}"#, Exact),
-    // (r#"{"execute":"guest-fsfreeze-status"}"#, Exact),
-    // (r#"{"execute":"guest-fsfreeze-thaw"}"#, Exact),
-    // (r#"{"execute":"guest-fstrim"}"#, Masked(&["trimmed", "minimum"])),
+    (r#"{"execute":"guest-get-fsinfo"}"#, Masked(&["used-bytes", "total-bytes"])),
+    (r#"{"execute":"guest-get-disks"}"#, Exact),
+    (r#"{"execute":"guest-get-diskstats"}"#, Masked(&["stats"])),
+    (r#"{"execute":"guest-fsfreeze-status"}"#, Exact),
+    (r#"{"execute":"guest-fsfreeze-freeze"}"#, Exact),
+    (r#"{"execute":"guest-fsfreeze-status"}"#, Exact),
+    // only the freeze allowlist runs while frozen
+    (r#"{"execute":"guest-get-time"}"#, Exact),
+    (r#"{"execute":"guest-get-osinfo"}"#, Exact),
+    (r#"{"execute":"guest-fsfreeze-thaw"}"#, Exact),
+    (r#"{"execute":"guest-fstrim"}"#, Masked(&["trimmed", "minimum"])),
+    (r#"{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["/mnt/data"]}}"#, Exact),
+    (r#"{"execute":"guest-fsfreeze-status"}"#, Exact),
+    (r#"{"execute":"guest-fsfreeze-thaw"}"#, Exact),
     // network
     // (r#"{"execute":"guest-network-get-interfaces"}"#, Masked(&["statistics"])),
     // vcpus
