@@ -25,7 +25,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::capabilities::{CallCtx, Capability, Denied, Grant};
+use crate::capabilities::{CallCtx, Capability, Denied, Grant, HostState};
 use crate::convert::Signature;
 use crate::dispatch::{Backend, CommandSpec};
 use crate::protocol::{ErrorClass, QmpError};
@@ -59,6 +59,9 @@ pub struct RuntimeConfig {
     pub background_compile: bool,
     /// Per-command grants replacing the built-in ones.
     pub grants: BTreeMap<String, Grant>,
+    /// Host state (open files, children) to keep from a previous runtime,
+    /// e.g. across a reload; None loads it from `state_dir`.
+    pub host_state: Option<Arc<HostState>>,
 }
 
 impl RuntimeConfig {
@@ -70,6 +73,7 @@ impl RuntimeConfig {
             embedded: true,
             background_compile: true,
             grants: BTreeMap::new(),
+            host_state: None,
         }
     }
 
@@ -138,6 +142,7 @@ struct Inner {
     by_command: HashMap<String, usize>,
     config: RuntimeConfig,
     ticker: Arc<Ticker>,
+    state: Arc<HostState>,
 }
 
 /// The component runtime. `Send + Sync`; share it as `Arc<Runtime>`.
@@ -301,7 +306,12 @@ impl Runtime {
         let ticker_thread = spawn_ticker(engine.clone(), ticker.clone())
             .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
         let background = config.background_compile;
+        let state = match &config.host_state {
+            Some(s) => s.clone(),
+            None => Arc::new(HostState::new(&config.state_dir)),
+        };
         let inner = Arc::new(Inner {
+            state,
             engine,
             engine_key,
             families,
@@ -338,6 +348,12 @@ impl Runtime {
             .iter()
             .flat_map(|f| f.commands.iter().cloned())
             .collect()
+    }
+
+    /// The host state shared by every call (open files, children): hand it
+    /// to a replacement runtime through [`RuntimeConfig::host_state`].
+    pub fn host_state(&self) -> Arc<HostState> {
+        self.inner.state.clone()
     }
 
     /// Compile (or load from cache) every family now; the first error.
@@ -518,12 +534,24 @@ impl Inner {
             return Err(format!("export {interface} is not an interface"));
         };
         let mut commands = HashMap::new();
+        let type_names: Vec<(wasmtime::component::types::Type, String)> = iface_ty
+            .exports(&self.engine)
+            .filter_map(|(name, item)| match item.ty {
+                ComponentItem::Type(ty) => Some((ty, name.to_owned())),
+                _ => None,
+            })
+            .collect();
         for (name, item) in iface_ty.exports(&self.engine) {
             let ComponentItem::ComponentFunc(func) = item.ty else {
                 continue;
             };
-            let signature = Signature::from_func(name, func.params().map(|(n, t)| (n.to_owned(), t)), func.results())
-                .map_err(|e| e.to_string())?;
+            let signature = Signature::from_func_named(
+                name,
+                func.params().map(|(n, t)| (n.to_owned(), t)),
+                func.results(),
+                &type_names,
+            )
+            .map_err(|e| e.to_string())?;
             let export = component
                 .get_export_index(Some(&iface_index), name)
                 .ok_or_else(|| format!("missing export {name}"))?;
@@ -607,6 +635,7 @@ impl Inner {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: CallLimiter::new(grant.memory_bytes),
+            state: self.state.clone(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);

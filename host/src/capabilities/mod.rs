@@ -8,7 +8,10 @@
 //! ([`Grant::require`]) that returns a permission error.
 
 pub mod clock;
+pub mod files;
+pub mod glob;
 pub mod host_info;
+pub mod process;
 pub mod read_file;
 
 use std::collections::BTreeSet;
@@ -35,10 +38,18 @@ pub enum Capability {
     Clock,
     HostInfo,
     ReadFile,
+    Files,
+    Process,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Clock, Capability::HostInfo, Capability::ReadFile];
+    pub const ALL: [Capability; 5] = [
+        Capability::Clock,
+        Capability::HostInfo,
+        Capability::ReadFile,
+        Capability::Files,
+        Capability::Process,
+    ];
 
     /// The interface's name as a component imports it.
     pub fn interface(self) -> &'static str {
@@ -46,6 +57,8 @@ impl Capability {
             Capability::Clock => "qga:agent/clock",
             Capability::HostInfo => "qga:agent/host-info",
             Capability::ReadFile => "qga:agent/read-file",
+            Capability::Files => "qga:agent/files",
+            Capability::Process => "qga:agent/process",
         }
     }
 
@@ -59,6 +72,8 @@ impl Capability {
             Capability::Clock => qga::agent::clock::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::HostInfo => qga::agent::host_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::ReadFile => qga::agent::read_file::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Files => qga::agent::files::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Process => qga::agent::process::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
         }
     }
 }
@@ -89,6 +104,11 @@ pub struct Grant {
     pub deadline: Duration,
     /// Cap on the JSON reply, bytes.
     pub reply_limit: usize,
+    /// files: which paths may be opened in which modes (checked after
+    /// symlinks and `..` are resolved).
+    pub files: Vec<files::FileRule>,
+    /// process: which programs may run, with which environment, as whom.
+    pub process: process::ProcessGrant,
 }
 
 pub const DEFAULT_MEMORY: usize = 64 << 20;
@@ -107,6 +127,8 @@ impl Grant {
             memory_bytes: DEFAULT_MEMORY,
             deadline: DEFAULT_DEADLINE,
             reply_limit: DEFAULT_REPLY_LIMIT,
+            files: Vec::new(),
+            process: process::ProcessGrant::nothing(),
         }
     }
 
@@ -157,6 +179,39 @@ impl Grant {
                 g.read_limit = 64 << 20;
                 g
             }
+            // The file family: only `files`, every path in every mode (as
+            // qemu-ga) unless the policy narrows it. A 48 MiB read crosses
+            // the sandbox once, as 64 MiB of base64; a write's argument can
+            // be a 64 MiB JSON token plus its 48 MiB decoded.
+            "guest-file-open" | "guest-file-close" | "guest-file-seek" | "guest-file-flush" => {
+                let mut g = Grant::none().with(Capability::Files);
+                g.files.push(files::FileRule::any_mode("/**"));
+                g
+            }
+            "guest-file-read" => {
+                let mut g = Grant::none().with(Capability::Files);
+                g.memory_bytes = 96 << 20;
+                g.reply_limit = 80 << 20;
+                g
+            }
+            "guest-file-write" => {
+                let mut g = Grant::none().with(Capability::Files);
+                g.memory_bytes = 160 << 20;
+                g
+            }
+            // The exec family: only `process`, any program (as qemu-ga).
+            "guest-exec" => {
+                let mut g = Grant::none().with(Capability::Process);
+                g.process = process::ProcessGrant::any();
+                g.memory_bytes = 160 << 20;
+                g
+            }
+            "guest-exec-status" => {
+                let mut g = Grant::none().with(Capability::Process);
+                // Two 16 MiB captures as base64.
+                g.reply_limit = 48 << 20;
+                g
+            }
             _ => Grant::none(),
         }
     }
@@ -170,6 +225,36 @@ pub enum Denied {
     Capability { command: String, interface: String },
     #[error("permission denied: {command} may not read {path}")]
     Path { command: String, path: String },
+    #[error("permission denied: {command} may not open {path} (mode '{mode}')")]
+    File {
+        command: String,
+        path: String,
+        mode: String,
+    },
+    #[error("permission denied: {command} may not run {program}")]
+    Program { command: String, program: String },
+    #[error("permission denied: {command} may not set environment variable {name}")]
+    Env { command: String, name: String },
+}
+
+/// State that outlives a call, held by the host and shared by every call
+/// (independent of any component instance, so a handler swap keeps it).
+#[derive(Debug)]
+pub struct HostState {
+    /// guest-file-*: open files and the persistent handle counter.
+    pub files: files::FileTable,
+    /// guest-exec: children and their captured output.
+    pub process: std::sync::Arc<process::ChildTable>,
+}
+
+impl HostState {
+    /// Load what persists from `state_dir` (qemu-ga's `qga.state`).
+    pub fn new(state_dir: &std::path::Path) -> HostState {
+        HostState {
+            files: files::FileTable::new(state_dir),
+            process: std::sync::Arc::new(process::ChildTable::default()),
+        }
+    }
 }
 
 /// The store data of one call: WASI state, limits, and the command's grant.
@@ -179,6 +264,8 @@ pub struct CallCtx {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: CallLimiter,
+    /// Host state shared by all calls (file and child tables).
+    pub state: std::sync::Arc<HostState>,
 }
 
 impl WasiView for CallCtx {

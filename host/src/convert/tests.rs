@@ -508,3 +508,45 @@ proptest! {
         prop_assert_eq!(back, Value::Dict(d));
     }
 }
+
+#[test]
+fn named_alternate_type_errors_name_the_qapi_type() {
+    let named = sig(vec![
+        field("handle", Shape::S64),
+        field(
+            "whence",
+            Shape::Named(
+                qapi_type_name("guest-file-whence"),
+                Box::new(Shape::Alternate(vec![
+                    Case {
+                        name: "value".into(),
+                        shape: Shape::S64,
+                    },
+                    Case {
+                        name: "name".into(),
+                        shape: Shape::Enum(vec!["set".into(), "cur".into(), "end".into()]),
+                    },
+                ])),
+            ),
+        ),
+    ]);
+    for v in ["null", "[]", "{}", "true"] {
+        assert_eq!(
+            err(&named, &format!(r#"{{"handle": 1, "whence": {v}}}"#)),
+            "Invalid parameter type for 'whence', expected: GuestFileWhence"
+        );
+    }
+    assert_eq!(
+        err(&named, r#"{"handle": 1, "whence": 1.5}"#),
+        "Invalid parameter type for 'whence', expected: integer"
+    );
+    assert_eq!(
+        err(&named, r#"{"handle": 1, "whence": "bogus"}"#),
+        "Parameter 'whence' does not accept value 'bogus'"
+    );
+    assert!(
+        named
+            .params_from_json(Some(&args(r#"{"handle": 1, "whence": "cur"}"#)))
+            .is_ok()
+    );
+}
