@@ -658,8 +658,12 @@ impl Inner {
         if let Err(e) = outcome {
             return Err(QmpError::generic(self.describe_failure(prepared, store.data(), &e)));
         }
-        let reply = match &results[0] {
-            Val::Result(Ok(ok)) => prepared.signature.ok_to_json(ok.as_deref()),
+        let result = std::mem::replace(&mut results[0], Val::Bool(false));
+        let reply = match &result {
+            Val::Result(Ok(_)) => match result {
+                Val::Result(Ok(ok)) => prepared.signature.ok_into_json(ok.map(|b| *b)),
+                _ => None,
+            },
             Val::Result(Err(err)) => {
                 return Err(QmpError::generic(crate::convert::error_desc(err.as_deref())));
             }
@@ -668,7 +672,7 @@ impl Inner {
             }
         };
         if let Some(v) = &reply {
-            let len = v.to_json().len();
+            let len = v.json_len();
             if len > prepared.grant.reply_limit {
                 return Err(QmpError::generic(format!(
                     "{command}: handler reply of {len} bytes exceeds its {} limit",

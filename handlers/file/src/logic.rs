@@ -87,63 +87,7 @@ pub fn whence_code(code: i64) -> Result<Whence, String> {
     }
 }
 
-/// qemu's qbase64_decode: the alphabet check and its message, then
-/// (unlike GLib's decoder, which silently drops an incomplete last quantum)
-/// complete, correctly padded quanta only. Newlines are ignored.
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-    fn value(c: u8) -> Option<u8> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        })
-    }
-    let bytes = text.as_bytes();
-    if !bytes.iter().all(|&c| c == b'=' || c == b'\n' || value(c).is_some()) {
-        return Err("Base64 data contains invalid characters".to_owned());
-    }
-    let bad = || "Base64 data is incomplete or badly padded".to_owned();
-    let compact: std::borrow::Cow<[u8]> = if bytes.contains(&b'\n') {
-        bytes
-            .iter()
-            .copied()
-            .filter(|&c| c != b'\n')
-            .collect::<Vec<u8>>()
-            .into()
-    } else {
-        bytes.into()
-    };
-    if compact.len() % 4 != 0 {
-        return Err(bad());
-    }
-    let mut out = Vec::with_capacity(compact.len() / 4 * 3);
-    let quanta = compact.len() / 4;
-    for (i, q) in compact.chunks_exact(4).enumerate() {
-        let last = i + 1 == quanta;
-        let pad = q.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) || q[..4 - pad].contains(&b'=') {
-            return Err(bad());
-        }
-        let v: [u8; 4] = [
-            value(q[0]).unwrap_or(0),
-            value(q[1]).unwrap_or(0),
-            if pad >= 2 { 0 } else { value(q[2]).unwrap_or(0) },
-            if pad >= 1 { 0 } else { value(q[3]).unwrap_or(0) },
-        ];
-        let n = (u32::from(v[0]) << 18) | (u32::from(v[1]) << 12) | (u32::from(v[2]) << 6) | u32::from(v[3]);
-        out.push((n >> 16) as u8);
-        if pad < 2 {
-            out.push((n >> 8) as u8);
-        }
-        if pad < 1 {
-            out.push(n as u8);
-        }
-    }
-    Ok(out)
-}
+pub use crate::b64::decode_base64;
 
 #[cfg(test)]
 mod tests {

@@ -550,3 +550,27 @@ fn named_alternate_type_errors_name_the_qapi_type() {
             .is_ok()
     );
 }
+
+#[test]
+fn into_json_equals_to_json() {
+    let shape = Shape::Record(vec![
+        field("count", Shape::S64),
+        field("buf-b64", Shape::Str),
+        opt("note", Shape::Str),
+        opt("absent", Shape::Str),
+        field("items", Shape::List(Box::new(Shape::Str))),
+        field("raw", Shape::Bytes),
+    ]);
+    let val = Val::Record(vec![
+        ("count".into(), Val::S64(3)),
+        ("buf-b64".into(), Val::String("aGk=".into())),
+        ("note".into(), Val::Option(Some(Box::new(Val::String("n".into()))))),
+        ("absent".into(), Val::Option(None)),
+        ("items".into(), Val::List(vec![Val::String("a".into())])),
+        ("raw".into(), Val::List(vec![Val::U8(1), Val::U8(255)])),
+    ]);
+    assert_eq!(
+        into_json(&shape, val.clone()).to_json(),
+        to_json(&shape, &val).to_json()
+    );
+}

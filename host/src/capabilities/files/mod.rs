@@ -9,7 +9,7 @@
 
 mod sys;
 
-pub use sys::strerror;
+pub use sys::{return_large_allocations_to_os, strerror};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -98,7 +98,7 @@ pub fn check_path(grant: &Grant, command: &str, resolved: &Path, mode: &str) -> 
     if grant
         .files
         .iter()
-        .any(|r| r.modes.iter().any(|m| *m == base) && glob::matches(&r.pattern, &text))
+        .any(|r| r.modes.contains(&base) && glob::matches(&r.pattern, &text))
     {
         Ok(())
     } else {
