@@ -140,9 +140,19 @@ fn sigint_also_shuts_down_cleanly() {
 fn idle_agent_uses_no_cpu() {
     let agent = Agent::qga(&[]);
     let _idle_client = agent.connect();
-    let before = agent.cpu_time();
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(agent.cpu_time() - before < Duration::from_millis(50));
+    // Start-up work (the background compile of every embedded family) is
+    // not idling, and may be slow on a loaded machine: the agent must reach
+    // a whole second of (almost) no CPU within 30 s.
+    let mut used = Vec::new();
+    for _ in 0..30 {
+        let before = agent.cpu_time();
+        std::thread::sleep(Duration::from_secs(1));
+        used.push(agent.cpu_time() - before);
+        if used.last().is_some_and(|u| *u < Duration::from_millis(50)) {
+            return;
+        }
+    }
+    panic!("agent never idled: CPU per second {used:?}");
 }
 
 #[test]
