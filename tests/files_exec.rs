@@ -195,17 +195,23 @@ fn exec_with_1_mib_stdin_to_true_does_not_spin() {
     let agent = Agent::qga(&[]);
     let mut c = agent.connect();
     let data = b64(&noise(1 << 20, 7));
-    let before = agent.cpu_time();
     let pid = exec(&mut c, &format!(r#"{{"path": "/bin/true", "input-data": "{data}"}}"#));
     let reply = wait_exited(&mut c, pid);
     assert_eq!(reply, r#"{"return": {"exitcode": 0, "exited": true}}"#);
-    std::thread::sleep(Duration::from_secs(1));
-    let used = agent.cpu_time() - before;
-    // qemu-ga 7.2 burns a whole core here (it polls the dead pipe forever).
-    assert!(
-        used < Duration::from_millis(400),
-        "agent used {used:?} of CPU in 1 s after the child exited"
-    );
+    // qemu-ga 7.2 burns a whole core here, in every second, forever (it
+    // polls the dead pipe). Start-up work (the background compile) may
+    // still run on a loaded machine, so: some second within 20 must be
+    // (almost) idle.
+    let mut used = Vec::new();
+    for _ in 0..20 {
+        let before = agent.cpu_time();
+        std::thread::sleep(Duration::from_secs(1));
+        used.push(agent.cpu_time() - before);
+        if used.last().is_some_and(|u| *u < Duration::from_millis(100)) {
+            return;
+        }
+    }
+    panic!("agent keeps using CPU after the child exited: {used:?} per second");
 }
 
 /// Zombie children of `pid` (state Z in /proc/<child>/stat).

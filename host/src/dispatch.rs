@@ -21,7 +21,36 @@ pub trait Backend: Send + Sync {
     fn commands(&self) -> Vec<CommandSpec>;
     /// Blocking; called on a blocking thread. `Ok(None)` means no reply.
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError>;
+    /// Whether filesystems are frozen (guest-fsfreeze-*): then only
+    /// [`FREEZE_ALLOWLIST`] runs.
+    fn freeze_gate(&self) -> FreezeGate {
+        FreezeGate::Thawed
+    }
 }
+
+/// The freeze state as dispatch sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeGate {
+    Thawed,
+    /// Frozen by a guest-fsfreeze-freeze(-list) of this agent: the frozen
+    /// reason replaces "disabled" even for blocked commands (qemu-ga's
+    /// ga_set_frozen disables them again, with its reason).
+    Frozen,
+    /// Started frozen (state file left by a killed agent): blocked
+    /// commands say only "has been disabled" (qemu-ga applies its block
+    /// list after the frozen state at start-up).
+    FrozenAtStart,
+}
+
+/// qemu-ga's `ga_freeze_allowlist`: what still runs while frozen.
+pub const FREEZE_ALLOWLIST: &[&str] = &[
+    "guest-ping",
+    "guest-info",
+    "guest-sync",
+    "guest-sync-delimited",
+    "guest-fsfreeze-status",
+    "guest-fsfreeze-thaw",
+];
 
 /// Commands the host answers itself, without any component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +143,19 @@ impl RpcFilter {
 pub struct Dispatcher {
     entries: Vec<Entry>,
     backend: Option<Arc<dyn Backend>>,
+    /// Component calls running at once. Handlers are CPU-bound and the
+    /// machine has few cores: more in parallel only costs threads and
+    /// instance memory. Clients beyond it wait their turn.
+    calls: Arc<tokio::sync::Semaphore>,
+    /// When free memory was last handed back (see [`Dispatcher::after_call`]).
+    last_trim: std::sync::Mutex<std::time::Instant>,
 }
+
+/// At most this often, free memory goes back to the kernel after calls.
+const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// See [`Dispatcher::calls`].
+const MAX_CONCURRENT_CALLS: usize = 8;
 
 /// Outcome of one command before it is encoded.
 struct Answer {
@@ -170,7 +211,12 @@ impl Dispatcher {
                 .unwrap_or(QEMU_GA_ORDER.len())
         };
         entries.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then_with(|| a.name.cmp(&b.name)));
-        Dispatcher { entries, backend }
+        Dispatcher {
+            entries,
+            backend,
+            calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
+            last_trim: std::sync::Mutex::new(std::time::Instant::now()),
+        }
     }
 
     /// Names of every command in the table, in `guest-info` order.
@@ -211,9 +257,18 @@ impl Dispatcher {
                 request.command
             ))));
         };
-        if !entry.enabled {
+        let gate = self.freeze_gate();
+        // A freeze of this agent re-disables blocked commands with its reason.
+        let frozen_reason = gate == FreezeGate::Frozen && frozen_out(gate, &entry.name);
+        if !entry.enabled && !frozen_reason {
             return plain(Err(QmpError::not_found(format!(
                 "Command {} has been disabled",
+                entry.name
+            ))));
+        }
+        if frozen_out(gate, &entry.name) {
+            return plain(Err(QmpError::not_found(format!(
+                "Command {} has been disabled: the agent is in frozen state",
                 entry.name
             ))));
         }
@@ -241,15 +296,39 @@ impl Dispatcher {
         let Some(backend) = self.backend.clone() else {
             return Err(QmpError::not_found(format!("The command {name} has not been found")));
         };
+        let slot = self.calls.acquire().await.expect("semaphore never closed");
         let owned = name.to_owned();
         let args = args.cloned();
-        tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
+        let result = tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
             .await
-            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))))
+            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))));
+        drop(slot);
+        self.after_call();
+        result
+    }
+
+    /// Once no call is running, hand the memory calls freed (large transfers,
+    /// bursts of concurrent calls) back to the kernel, at most once per
+    /// [`TRIM_INTERVAL`], off the event loop.
+    fn after_call(&self) {
+        if self.calls.available_permits() != MAX_CONCURRENT_CALLS {
+            return;
+        }
+        let mut last = self.last_trim.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < TRIM_INTERVAL {
+            return;
+        }
+        *last = std::time::Instant::now();
+        drop(tokio::task::spawn_blocking(crate::runtime::sys::release_free_memory));
+    }
+
+    fn freeze_gate(&self) -> FreezeGate {
+        self.backend.as_ref().map_or(FreezeGate::Thawed, |b| b.freeze_gate())
     }
 
     /// `guest-info`: built from the live table.
     fn info(&self) -> Value {
+        let gate = self.freeze_gate();
         let commands = self
             .entries
             .iter()
@@ -257,7 +336,7 @@ impl Dispatcher {
                 Value::Dict(
                     Dict::new()
                         .with("name", e.name.as_str())
-                        .with("enabled", e.enabled)
+                        .with("enabled", e.enabled && !frozen_out(gate, &e.name))
                         .with("success-response", e.success_response),
                 )
             })
@@ -267,6 +346,14 @@ impl Dispatcher {
                 .with("version", env!("CARGO_PKG_VERSION"))
                 .with("supported_commands", Value::List(commands)),
         )
+    }
+}
+
+/// The freeze gate: frozen, and not on qemu-ga's allowlist.
+fn frozen_out(gate: FreezeGate, name: &str) -> bool {
+    match gate {
+        FreezeGate::Thawed => false,
+        FreezeGate::Frozen | FreezeGate::FrozenAtStart => !FREEZE_ALLOWLIST.contains(&name),
     }
 }
 

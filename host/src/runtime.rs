@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod limits;
+pub mod sys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::capabilities::freeze::FreezeState;
 use crate::capabilities::{CallCtx, Capability, Denied, Grant, HostState};
 use crate::convert::Signature;
 use crate::dispatch::{Backend, CommandSpec};
@@ -62,6 +64,8 @@ pub struct RuntimeConfig {
     /// Host state (open files, children) to keep from a previous runtime,
     /// e.g. across a reload; None loads it from `state_dir`.
     pub host_state: Option<Arc<HostState>>,
+    /// `-F`/`fsfreeze-hook`: the hook run with `freeze` and `thaw`.
+    pub fsfreeze_hook: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -74,6 +78,7 @@ impl RuntimeConfig {
             background_compile: true,
             grants: BTreeMap::new(),
             host_state: None,
+            fsfreeze_hook: None,
         }
     }
 
@@ -143,6 +148,7 @@ struct Inner {
     config: RuntimeConfig,
     ticker: Arc<Ticker>,
     state: Arc<HostState>,
+    freeze: Arc<FreezeState>,
 }
 
 /// The component runtime. `Send + Sync`; share it as `Arc<Runtime>`.
@@ -161,7 +167,10 @@ pub fn engine() -> Result<Engine, RuntimeError> {
         .total_tables(512)
         .max_memory_size(1 << 30)
         .linear_memory_keep_resident(4 << 20)
-        .table_keep_resident(1 << 20);
+        .table_keep_resident(1 << 20)
+        // Only a few idle slots keep their pages: a burst of concurrent calls
+        // must not leave its memory resident afterwards.
+        .max_unused_warm_slots(2);
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -310,6 +319,7 @@ impl Runtime {
             Some(s) => s.clone(),
             None => Arc::new(HostState::new(&config.state_dir)),
         };
+        let freeze = Arc::new(FreezeState::load(&config.state_dir, config.fsfreeze_hook.clone()));
         let inner = Arc::new(Inner {
             state,
             engine,
@@ -318,6 +328,7 @@ impl Runtime {
             by_command,
             config,
             ticker,
+            freeze,
         });
         if background && !inner.families.is_empty() {
             let weak = Arc::downgrade(&inner);
@@ -396,6 +407,10 @@ impl Backend for Runtime {
 
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
         Runtime::call(self, command, arguments)
+    }
+
+    fn freeze_gate(&self) -> crate::dispatch::FreezeGate {
+        self.inner.freeze.gate()
     }
 }
 
@@ -636,6 +651,7 @@ impl Inner {
             table: ResourceTable::new(),
             limiter: CallLimiter::new(grant.memory_bytes),
             state: self.state.clone(),
+            freeze: self.freeze.clone(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);
