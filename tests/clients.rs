@@ -139,28 +139,20 @@ fn sigint_also_shuts_down_cleanly() {
 #[test]
 fn idle_agent_uses_no_cpu() {
     let agent = Agent::qga(&[]);
-    let mut idle_client = agent.connect();
-    // A component command waits for the background compile to finish.
-    assert!(
-        idle_client
-            .call(r#"{"execute": "guest-get-time"}"#)
-            .starts_with(r#"{"return": "#)
-    );
-    // Let start-up work (the background compile of every embedded family)
-    // finish first: idle means after it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut last = agent.cpu_time();
-    loop {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = agent.cpu_time();
-        if now - last < Duration::from_millis(10) || std::time::Instant::now() > deadline {
-            break;
+    let _idle_client = agent.connect();
+    // Start-up work (the background compile of every embedded family) is
+    // not idling, and may be slow on a loaded machine: the agent must reach
+    // a whole second of (almost) no CPU within 30 s.
+    let mut used = Vec::new();
+    for _ in 0..30 {
+        let before = agent.cpu_time();
+        std::thread::sleep(Duration::from_secs(1));
+        used.push(agent.cpu_time() - before);
+        if used.last().is_some_and(|u| *u < Duration::from_millis(50)) {
+            return;
         }
-        last = now;
     }
-    let before = agent.cpu_time();
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(agent.cpu_time() - before < Duration::from_millis(50));
+    panic!("agent never idled: CPU per second {used:?}");
 }
 
 #[test]

@@ -140,6 +140,151 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// The `"return"` member's integer in a reply such as `{"return": 1000}`.
+fn return_int(reply: &[u8]) -> i64 {
+    let text = String::from_utf8_lossy(reply);
+    let start = text.find("\"return\": ").expect("a return value") + 10;
+    let digits: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits.parse().unwrap_or_else(|_| panic!("no integer in {text}"))
+}
+
+/// A reply's integer member `"name": N`.
+fn member_int(reply: &[u8], name: &str) -> i64 {
+    let text = String::from_utf8_lossy(reply);
+    let key = format!("\"{name}\": ");
+    let start = text
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {}", &text[..text.len().min(200)]))
+        + key.len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits.parse().unwrap()
+}
+
+fn mb_per_s(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
+}
+
+/// guest-file-read/-write throughput, RSS after the transfers, and the
+/// guest-exec /bin/true round trip, interleaved between the agents.
+fn file_and_exec(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
+    use base64::Engine as _;
+    const CHUNK: usize = 4 << 20;
+    const WRITE_TOTAL: usize = 64 << 20;
+    const READ_TOTAL: usize = 48 << 20;
+    // Deterministic noise (xorshift), so base64 is not trivially repetitive.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let chunk: Vec<u8> = (0..CHUNK)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&chunk);
+    let mut conns: Vec<Conn> = agents.iter().map(Agent::connect).collect();
+    let mut write = [Duration::ZERO; 2];
+    let mut read_one = [Duration::ZERO; 2];
+    let mut read_chunks = [Duration::ZERO; 2];
+    let transfers = rounds.clamp(1, 3);
+    for _ in 0..transfers {
+        for (i, conn) in conns.iter_mut().enumerate() {
+            let path = agents[i].dir.join("bench.bin");
+            let open = format!(
+                "{{\"execute\": \"guest-file-open\", \"arguments\": {{\"path\": \"{}\", \"mode\": \"w+\"}}}}\n",
+                path.display()
+            );
+            let h = return_int(conn.call(open.as_bytes()));
+            let write_req = format!(
+                "{{\"execute\": \"guest-file-write\", \"arguments\": {{\"handle\": {h}, \"buf-b64\": \"{b64}\"}}}}\n"
+            );
+            let t = Instant::now();
+            for _ in 0..WRITE_TOTAL / CHUNK {
+                assert_eq!(member_int(conn.call(write_req.as_bytes()), "count"), CHUNK as i64);
+            }
+            write[i] += t.elapsed();
+            let seek = format!(
+                "{{\"execute\": \"guest-file-seek\", \"arguments\": {{\"handle\": {h}, \"offset\": 0, \"whence\": \"set\"}}}}\n"
+            );
+            conn.call(seek.as_bytes());
+            let read = |count: usize| {
+                format!(
+                    "{{\"execute\": \"guest-file-read\", \"arguments\": {{\"handle\": {h}, \"count\": {count}}}}}\n"
+                )
+            };
+            let t = Instant::now();
+            assert_eq!(
+                member_int(conn.call(read(READ_TOTAL).as_bytes()), "count"),
+                READ_TOTAL as i64
+            );
+            read_one[i] += t.elapsed();
+            conn.call(seek.as_bytes());
+            let t = Instant::now();
+            for _ in 0..READ_TOTAL / CHUNK {
+                assert_eq!(member_int(conn.call(read(CHUNK).as_bytes()), "count"), CHUNK as i64);
+            }
+            read_chunks[i] += t.elapsed();
+            let close = format!("{{\"execute\": \"guest-file-close\", \"arguments\": {{\"handle\": {h}}}}}\n");
+            conn.call(close.as_bytes());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    for (metric, bytes, t) in [
+        ("file-read 48 MiB, 1 call", READ_TOTAL, read_one),
+        ("file-read 48 MiB, 4 MiB calls", READ_TOTAL, read_chunks),
+        ("file-write 64 MiB, 4 MiB calls", WRITE_TOTAL, write),
+    ] {
+        rows.push(Row {
+            metric: metric.into(),
+            qga: mb_per_s(bytes * transfers, t[0]),
+            qemu_ga: mb_per_s(bytes * transfers, t[1]),
+            unit: "MB/s",
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    rows.push(Row {
+        metric: "RSS after transfers".into(),
+        qga: agents[0].rss_kib() as f64 / 1024.0,
+        qemu_ga: agents[1].rss_kib() as f64 / 1024.0,
+        unit: "MiB",
+    });
+
+    // guest-exec /bin/true, then guest-exec-status until exited.
+    let mut exec: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, conn) in conns.iter_mut().enumerate() {
+            for _ in 0..5 {
+                let t = Instant::now();
+                let pid = member_int(
+                    conn.call(b"{\"execute\": \"guest-exec\", \"arguments\": {\"path\": \"/bin/true\"}}\n"),
+                    "pid",
+                );
+                let status = format!("{{\"execute\": \"guest-exec-status\", \"arguments\": {{\"pid\": {pid}}}}}\n");
+                loop {
+                    let reply = conn.call(status.as_bytes());
+                    if reply.windows(14).any(|w| w == b"\"exited\": true") {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                exec[i].push(t.elapsed());
+            }
+        }
+    }
+    rows.push(Row {
+        metric: "exec /bin/true until exited p50".into(),
+        qga: micros(percentile(&mut exec[0], 0.5)),
+        qemu_ga: micros(percentile(&mut exec[1], 0.5)),
+        unit: "us",
+    });
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut qga = PathBuf::from("target/release/qga");
@@ -218,6 +363,8 @@ fn main() {
         qemu_ga: runs / rate[1],
         unit: "/s",
     });
+
+    file_and_exec(&agents, rounds, &mut rows);
 
     let size = |p: &Path| {
         std::fs::metadata(p)

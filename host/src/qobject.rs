@@ -66,6 +66,33 @@ impl Value {
         }
     }
 
+    /// The length of [`Value::to_json`]'s text, without building it (reply
+    /// size limits on multi-MiB replies).
+    pub fn json_len(&self) -> usize {
+        match self {
+            Value::Null => 4,
+            Value::Bool(b) => {
+                if *b {
+                    4
+                } else {
+                    5
+                }
+            }
+            Value::Int(_) | Value::Uint(_) | Value::Double(_) => self.to_json().len(),
+            Value::Str(s) => quoted_len(s),
+            Value::List(items) => {
+                2 + items.iter().map(Value::json_len).sum::<usize>() + 2 * items.len().saturating_sub(1)
+            }
+            Value::Dict(dict) => {
+                2 + dict
+                    .iter()
+                    .map(|(k, v)| quoted_len(k) + 2 + v.json_len())
+                    .sum::<usize>()
+                    + 2 * dict.len().saturating_sub(1)
+            }
+        }
+    }
+
     /// QEMU's name for this value's type, as used in "expected: ..." texts.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -293,9 +320,37 @@ pub fn lossy_string(bytes: &[u8]) -> String {
 }
 
 /// QEMU's `quoted_str`.
-fn write_quoted(out: &mut String, s: &str) {
-    out.push('"');
+/// The length of `write_quoted`'s output for `s`.
+fn quoted_len(s: &str) -> usize {
+    let mut len = 2;
     for ch in s.chars() {
+        len += match ch {
+            '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+            ' '..='\u{7e}' => 1,
+            _ if is_valid_codepoint(ch as u32) && (ch as u32) > 0xFFFF => 12,
+            _ => 6,
+        };
+    }
+    len
+}
+
+fn write_quoted(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut rest = s;
+    loop {
+        // The longest run that needs no escaping goes out in one copy (the
+        // bulk of a base64 reply); it ends on a char boundary.
+        let plain = rest
+            .bytes()
+            .position(|b| !(0x20..=0x7e).contains(&b) || b == b'"' || b == b'\\')
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..plain]);
+        rest = &rest[plain..];
+        let Some(ch) = rest.chars().next() else {
+            break;
+        };
+        rest = &rest[ch.len_utf8()..];
         match ch {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -406,5 +461,31 @@ mod tests {
         assert_eq!(lossy_string(b"\xe2\x82"), "\u{FFFD}");
         assert_eq!(lossy_string(b"\xe2\x82x"), "\u{FFFD}x");
         assert_eq!(lossy_string(b"\xc3\xa9"), "é");
+    }
+
+    #[test]
+    fn json_len_is_the_serialized_length() {
+        let mut d = Dict::new();
+        d.insert("count", Value::Int(-42));
+        d.insert("buf-b64", Value::Str("aGVsbG8=".repeat(1000)));
+        d.insert("eof", Value::Bool(false));
+        d.insert("é\"\\\n\u{1}", Value::Str("x\u{1F600}\u{7f}\t'/".into()));
+        d.insert("d", Value::Double(0.1));
+        d.insert("u", Value::Uint(u64::MAX));
+        d.insert(
+            "l",
+            Value::List(vec![
+                Value::Null,
+                Value::Bool(true),
+                Value::List(vec![]),
+                Value::Dict(Dict::new()),
+            ]),
+        );
+        let v = Value::Dict(d);
+        assert_eq!(v.json_len(), v.to_json().len());
+        for s in ["", "plain", "\u{FFFF}", "\u{10FFFF}", "\u{D7FF}\u{E000}", "\u{FDD0}"] {
+            let v = Value::Str(s.into());
+            assert_eq!(v.json_len(), v.to_json().len(), "{s:?}");
+        }
     }
 }

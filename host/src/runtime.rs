@@ -27,7 +27,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::capabilities::freeze::FreezeState;
-use crate::capabilities::{CallCtx, Capability, Denied, Grant};
+use crate::capabilities::{CallCtx, Capability, Denied, Grant, HostState};
 use crate::convert::Signature;
 use crate::dispatch::{Backend, CommandSpec};
 use crate::protocol::{ErrorClass, QmpError};
@@ -61,6 +61,9 @@ pub struct RuntimeConfig {
     pub background_compile: bool,
     /// Per-command grants replacing the built-in ones.
     pub grants: BTreeMap<String, Grant>,
+    /// Host state (open files, children) to keep from a previous runtime,
+    /// e.g. across a reload; None loads it from `state_dir`.
+    pub host_state: Option<Arc<HostState>>,
     /// `-F`/`fsfreeze-hook`: the hook run with `freeze` and `thaw`.
     pub fsfreeze_hook: Option<PathBuf>,
 }
@@ -74,6 +77,7 @@ impl RuntimeConfig {
             embedded: true,
             background_compile: true,
             grants: BTreeMap::new(),
+            host_state: None,
             fsfreeze_hook: None,
         }
     }
@@ -143,6 +147,7 @@ struct Inner {
     by_command: HashMap<String, usize>,
     config: RuntimeConfig,
     ticker: Arc<Ticker>,
+    state: Arc<HostState>,
     freeze: Arc<FreezeState>,
 }
 
@@ -310,8 +315,13 @@ impl Runtime {
         let ticker_thread = spawn_ticker(engine.clone(), ticker.clone())
             .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
         let background = config.background_compile;
+        let state = match &config.host_state {
+            Some(s) => s.clone(),
+            None => Arc::new(HostState::new(&config.state_dir)),
+        };
         let freeze = Arc::new(FreezeState::load(&config.state_dir, config.fsfreeze_hook.clone()));
         let inner = Arc::new(Inner {
+            state,
             engine,
             engine_key,
             families,
@@ -349,6 +359,12 @@ impl Runtime {
             .iter()
             .flat_map(|f| f.commands.iter().cloned())
             .collect()
+    }
+
+    /// The host state shared by every call (open files, children): hand it
+    /// to a replacement runtime through [`RuntimeConfig::host_state`].
+    pub fn host_state(&self) -> Arc<HostState> {
+        self.inner.state.clone()
     }
 
     /// Compile (or load from cache) every family now; the first error.
@@ -533,12 +549,24 @@ impl Inner {
             return Err(format!("export {interface} is not an interface"));
         };
         let mut commands = HashMap::new();
+        let type_names: Vec<(wasmtime::component::types::Type, String)> = iface_ty
+            .exports(&self.engine)
+            .filter_map(|(name, item)| match item.ty {
+                ComponentItem::Type(ty) => Some((ty, name.to_owned())),
+                _ => None,
+            })
+            .collect();
         for (name, item) in iface_ty.exports(&self.engine) {
             let ComponentItem::ComponentFunc(func) = item.ty else {
                 continue;
             };
-            let signature = Signature::from_func(name, func.params().map(|(n, t)| (n.to_owned(), t)), func.results())
-                .map_err(|e| e.to_string())?;
+            let signature = Signature::from_func_named(
+                name,
+                func.params().map(|(n, t)| (n.to_owned(), t)),
+                func.results(),
+                &type_names,
+            )
+            .map_err(|e| e.to_string())?;
             let export = component
                 .get_export_index(Some(&iface_index), name)
                 .ok_or_else(|| format!("missing export {name}"))?;
@@ -622,6 +650,7 @@ impl Inner {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: CallLimiter::new(grant.memory_bytes),
+            state: self.state.clone(),
             freeze: self.freeze.clone(),
         };
         let mut store = Store::new(&self.engine, ctx);
@@ -645,8 +674,12 @@ impl Inner {
         if let Err(e) = outcome {
             return Err(QmpError::generic(self.describe_failure(prepared, store.data(), &e)));
         }
-        let reply = match &results[0] {
-            Val::Result(Ok(ok)) => prepared.signature.ok_to_json(ok.as_deref()),
+        let result = std::mem::replace(&mut results[0], Val::Bool(false));
+        let reply = match &result {
+            Val::Result(Ok(_)) => match result {
+                Val::Result(Ok(ok)) => prepared.signature.ok_into_json(ok.map(|b| *b)),
+                _ => None,
+            },
             Val::Result(Err(err)) => {
                 return Err(QmpError::generic(crate::convert::error_desc(err.as_deref())));
             }
@@ -655,7 +688,7 @@ impl Inner {
             }
         };
         if let Some(v) = &reply {
-            let len = v.to_json().len();
+            let len = v.json_len();
             if len > prepared.grant.reply_limit {
                 return Err(QmpError::generic(format!(
                     "{command}: handler reply of {len} bytes exceeds its {} limit",

@@ -88,6 +88,9 @@ impl Agent {
             .arg(&state)
             .args(args)
             .env("QGA_CONF", scratch.path("none.conf"))
+            // Relative paths in fixtures (guest-file-open) land in the
+            // agent's private directory.
+            .current_dir(&scratch.0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

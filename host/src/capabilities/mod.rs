@@ -8,9 +8,12 @@
 //! ([`Grant::require`]) that returns a permission error.
 
 pub mod clock;
+pub mod files;
 pub mod freeze;
 pub mod fs_stat;
+pub mod glob;
 pub mod host_info;
+pub mod process;
 pub mod read_file;
 pub mod trim;
 
@@ -30,7 +33,7 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use qga::agent::types::QgaError;
+pub use self::qga::agent::types::QgaError;
 
 /// A capability interface of the WIT package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,16 +44,20 @@ pub enum Capability {
     Freeze,
     Trim,
     FsStat,
+    Files,
+    Process,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Clock,
         Capability::HostInfo,
         Capability::ReadFile,
         Capability::Freeze,
         Capability::Trim,
         Capability::FsStat,
+        Capability::Files,
+        Capability::Process,
     ];
 
     /// The interface's name as a component imports it.
@@ -62,6 +69,8 @@ impl Capability {
             Capability::Freeze => "qga:agent/freeze",
             Capability::Trim => "qga:agent/trim",
             Capability::FsStat => "qga:agent/fs-stat",
+            Capability::Files => "qga:agent/files",
+            Capability::Process => "qga:agent/process",
         }
     }
 
@@ -78,6 +87,8 @@ impl Capability {
             Capability::Freeze => qga::agent::freeze::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::Trim => qga::agent::trim::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::FsStat => qga::agent::fs_stat::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Files => qga::agent::files::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Process => qga::agent::process::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
         }
     }
 }
@@ -112,6 +123,11 @@ pub struct Grant {
     /// pattern is `*` (any), `DIR/**` (DIR and everything under it) or an
     /// exact path.
     pub mounts: Vec<String>,
+    /// files: which paths may be opened in which modes (checked after
+    /// symlinks and `..` are resolved).
+    pub files: Vec<files::FileRule>,
+    /// process: which programs may run, with which environment, as whom.
+    pub process: process::ProcessGrant,
 }
 
 pub const DEFAULT_MEMORY: usize = 64 << 20;
@@ -130,6 +146,8 @@ impl Grant {
             memory_bytes: DEFAULT_MEMORY,
             deadline: DEFAULT_DEADLINE,
             reply_limit: DEFAULT_REPLY_LIMIT,
+            files: Vec::new(),
+            process: process::ProcessGrant::nothing(),
             mounts: Vec::new(),
         }
     }
@@ -184,6 +202,39 @@ impl Grant {
                 let mut g = Grant::none().with(Capability::ReadFile);
                 g.read_files.push("/var/run/utmp".into());
                 g.read_limit = 64 << 20;
+                g
+            }
+            // The file family: only `files`, every path in every mode (as
+            // qemu-ga) unless the policy narrows it. A 48 MiB read crosses
+            // the sandbox once, as 64 MiB of base64; a write's argument can
+            // be a 64 MiB JSON token plus its 48 MiB decoded.
+            "guest-file-open" | "guest-file-close" | "guest-file-seek" | "guest-file-flush" => {
+                let mut g = Grant::none().with(Capability::Files);
+                g.files.push(files::FileRule::any_mode("/**"));
+                g
+            }
+            "guest-file-read" => {
+                let mut g = Grant::none().with(Capability::Files);
+                g.memory_bytes = 96 << 20;
+                g.reply_limit = 80 << 20;
+                g
+            }
+            "guest-file-write" => {
+                let mut g = Grant::none().with(Capability::Files);
+                g.memory_bytes = 160 << 20;
+                g
+            }
+            // The exec family: only `process`, any program (as qemu-ga).
+            "guest-exec" => {
+                let mut g = Grant::none().with(Capability::Process);
+                g.process = process::ProcessGrant::any();
+                g.memory_bytes = 160 << 20;
+                g
+            }
+            "guest-exec-status" => {
+                let mut g = Grant::none().with(Capability::Process);
+                // Two 16 MiB captures as base64.
+                g.reply_limit = 48 << 20;
                 g
             }
             "guest-fsfreeze-status" => Grant::none().with(Capability::Freeze),
@@ -269,6 +320,37 @@ pub enum Denied {
     Path { command: String, path: String },
     #[error("permission denied: {command} may not use mount point {path}")]
     Mount { command: String, path: String },
+    #[error("permission denied: {command} may not open {path} (mode '{mode}')")]
+    File {
+        command: String,
+        path: String,
+        mode: String,
+    },
+    #[error("permission denied: {command} may not run {program}")]
+    Program { command: String, program: String },
+    #[error("permission denied: {command} may not set environment variable {name}")]
+    Env { command: String, name: String },
+}
+
+/// State that outlives a call, held by the host and shared by every call
+/// (independent of any component instance, so a handler swap keeps it).
+#[derive(Debug)]
+pub struct HostState {
+    /// guest-file-*: open files and the persistent handle counter.
+    pub files: files::FileTable,
+    /// guest-exec: children and their captured output.
+    pub process: std::sync::Arc<process::ChildTable>,
+}
+
+impl HostState {
+    /// Load what persists from `state_dir` (qemu-ga's `qga.state`).
+    pub fn new(state_dir: &std::path::Path) -> HostState {
+        files::return_large_allocations_to_os();
+        HostState {
+            files: files::FileTable::new(state_dir),
+            process: std::sync::Arc::new(process::ChildTable::default()),
+        }
+    }
 }
 
 /// The store data of one call: WASI state, limits, and the command's grant.
@@ -278,6 +360,8 @@ pub struct CallCtx {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: CallLimiter,
+    /// Host state shared by all calls (file and child tables).
+    pub state: std::sync::Arc<HostState>,
     /// The agent's frozen state (freeze capability, dispatch's gate).
     pub freeze: std::sync::Arc<freeze::FreezeState>,
 }

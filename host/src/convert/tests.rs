@@ -508,3 +508,69 @@ proptest! {
         prop_assert_eq!(back, Value::Dict(d));
     }
 }
+
+#[test]
+fn named_alternate_type_errors_name_the_qapi_type() {
+    let named = sig(vec![
+        field("handle", Shape::S64),
+        field(
+            "whence",
+            Shape::Named(
+                qapi_type_name("guest-file-whence"),
+                Box::new(Shape::Alternate(vec![
+                    Case {
+                        name: "value".into(),
+                        shape: Shape::S64,
+                    },
+                    Case {
+                        name: "name".into(),
+                        shape: Shape::Enum(vec!["set".into(), "cur".into(), "end".into()]),
+                    },
+                ])),
+            ),
+        ),
+    ]);
+    for v in ["null", "[]", "{}", "true"] {
+        assert_eq!(
+            err(&named, &format!(r#"{{"handle": 1, "whence": {v}}}"#)),
+            "Invalid parameter type for 'whence', expected: GuestFileWhence"
+        );
+    }
+    assert_eq!(
+        err(&named, r#"{"handle": 1, "whence": 1.5}"#),
+        "Invalid parameter type for 'whence', expected: integer"
+    );
+    assert_eq!(
+        err(&named, r#"{"handle": 1, "whence": "bogus"}"#),
+        "Parameter 'whence' does not accept value 'bogus'"
+    );
+    assert!(
+        named
+            .params_from_json(Some(&args(r#"{"handle": 1, "whence": "cur"}"#)))
+            .is_ok()
+    );
+}
+
+#[test]
+fn into_json_equals_to_json() {
+    let shape = Shape::Record(vec![
+        field("count", Shape::S64),
+        field("buf-b64", Shape::Str),
+        opt("note", Shape::Str),
+        opt("absent", Shape::Str),
+        field("items", Shape::List(Box::new(Shape::Str))),
+        field("raw", Shape::Bytes),
+    ]);
+    let val = Val::Record(vec![
+        ("count".into(), Val::S64(3)),
+        ("buf-b64".into(), Val::String("aGk=".into())),
+        ("note".into(), Val::Option(Some(Box::new(Val::String("n".into()))))),
+        ("absent".into(), Val::Option(None)),
+        ("items".into(), Val::List(vec![Val::String("a".into())])),
+        ("raw".into(), Val::List(vec![Val::U8(1), Val::U8(255)])),
+    ]);
+    assert_eq!(
+        into_json(&shape, val.clone()).to_json(),
+        to_json(&shape, &val).to_json()
+    );
+}

@@ -223,6 +223,32 @@ impl Lexer {
         }
     }
 
+    /// Fast path: the leading bytes of `bytes` that the current state would
+    /// take one by one without emitting anything (printable ASCII inside a
+    /// string other than its quote and `\\`), taken at once. The token never
+    /// grows past the size limit here, so the byte that crosses it still
+    /// goes through [`Lexer::feed`]. Returns how many bytes were taken.
+    pub fn feed_plain(&mut self, bytes: &[u8]) -> usize {
+        let quote = match self.state {
+            State::DqString => b'"',
+            State::SqString => b'\'',
+            _ => return 0,
+        };
+        let room = if self.skipping {
+            bytes.len()
+        } else {
+            MAX_TOKEN_SIZE.saturating_sub(self.token.len()).min(bytes.len())
+        };
+        let n = bytes[..room]
+            .iter()
+            .position(|&b| !(0x20..=0x7e).contains(&b) || b == quote || b == b'\\')
+            .unwrap_or(room);
+        if !self.skipping {
+            self.token.extend_from_slice(&bytes[..n]);
+        }
+        n
+    }
+
     fn push(&mut self, b: u8) {
         if !self.skipping {
             self.token.push(b);

@@ -148,9 +148,23 @@ fn cvt4hex(s: &[u8]) -> Option<u32> {
 /// QEMU's `parse_string`: unescape a quoted string token.
 fn parse_string(token: &[u8]) -> Result<String, String> {
     let quote = token[0];
-    let mut out = String::new();
+    let mut out = String::with_capacity(token.len());
     let mut i = 1;
     while token[i] != quote {
+        // Fast path: a run of printable ASCII (the bulk of base64 data)
+        // decodes to itself.
+        let run = token[i..]
+            .iter()
+            .position(|&b| !(0x20..=0x7e).contains(&b) || b == quote || b == b'\\')
+            .unwrap_or(token.len() - i);
+        if run > 0 {
+            match std::str::from_utf8(&token[i..i + run]) {
+                Ok(text) => out.push_str(text),
+                Err(_) => return Err("invalid UTF-8 sequence in string".into()),
+            }
+            i += run;
+            continue;
+        }
         if token[i] != b'\\' {
             let (cp, used) = mod_utf8_codepoint(&token[i..]);
             match cp.and_then(char::from_u32) {

@@ -39,8 +39,15 @@ impl StreamParser {
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Parsed>) {
         let Self { lexer, .. } = self;
         let mut lexer = std::mem::take(lexer);
-        for &b in bytes {
-            lexer.feed(b, &mut |lexeme| self.process(lexeme, out));
+        let mut i = 0;
+        while i < bytes.len() {
+            let plain = lexer.feed_plain(&bytes[i..]);
+            if plain > 0 {
+                i += plain;
+                continue;
+            }
+            lexer.feed(bytes[i], &mut |lexeme| self.process(lexeme, out));
+            i += 1;
         }
         self.lexer = lexer;
     }

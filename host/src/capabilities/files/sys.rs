@@ -1,0 +1,115 @@
+//! Syscalls of the files capability (std and nix, no `unsafe`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// qemu-ga's DEFAULT_NEW_FILE_MODE, set with fchmod (so independent of the
+/// umask) on files it creates.
+pub const NEW_FILE_MODE: u32 = 0o666;
+
+/// How to open: the flags of one qemu-ga mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags {
+    pub read: bool,
+    pub write: bool,
+    pub append: bool,
+    pub create: bool,
+    pub truncate: bool,
+}
+
+fn options(flags: Flags) -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.read(flags.read)
+        .write(flags.write && !flags.append)
+        .append(flags.append)
+        .truncate(flags.truncate)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK);
+    o
+}
+
+/// qemu-ga's safe_open_or_create: exclusive creation first (then the new
+/// file gets mode 0666 whatever the umask), else open the existing file.
+/// Non-blocking and close-on-exec like qemu-ga's descriptors.
+pub fn open(path: &Path, flags: Flags) -> std::io::Result<File> {
+    if flags.create {
+        let mut o = options(flags);
+        o.create_new(true).mode(NEW_FILE_MODE);
+        match o.open(path) {
+            Ok(f) => {
+                f.set_permissions(std::fs::Permissions::from_mode(NEW_FILE_MODE))?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    options(flags).open(path)
+}
+
+/// The path the kernel has for an open file (for the grant re-check).
+pub fn real_path(file: &File) -> std::io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+/// Read until `count` bytes or end of file; `(bytes, eof)`. Like stdio's
+/// fread, any error (EAGAIN on an empty pipe too) fails the whole read.
+pub fn read(mut file: &File, count: u64) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut buf = Vec::with_capacity(usize::try_from(count).unwrap_or(usize::MAX).min(64 << 20));
+    (&mut file).take(count).read_to_end(&mut buf)?;
+    let eof = (buf.len() as u64) < count;
+    Ok((buf, eof))
+}
+
+pub fn write(mut file: &File, data: &[u8]) -> std::io::Result<()> {
+    file.write_all(data)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Whence {
+    Set,
+    Cur,
+    End,
+}
+
+/// lseek(2), with negative absolute offsets passed through (EINVAL).
+pub fn seek(file: &File, offset: i64, whence: Whence) -> std::io::Result<u64> {
+    use std::os::fd::AsFd;
+    let whence = match whence {
+        Whence::Set => nix::unistd::Whence::SeekSet,
+        Whence::Cur => nix::unistd::Whence::SeekCur,
+        Whence::End => nix::unistd::Whence::SeekEnd,
+    };
+    let pos = nix::unistd::lseek(file.as_fd(), offset, whence).map_err(std::io::Error::from)?;
+    Ok(pos as u64)
+}
+
+/// The strerror(3) text of an error, as qemu-ga prints it.
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = std::io::Error::from_raw_os_error(code).to_string();
+            match text.rfind(" (os error ") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            }
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Make glibc serve allocations of 1 MiB and more with their own mappings
+/// and unmap them on free (a fixed M_MMAP_THRESHOLD, which also turns off
+/// glibc's dynamic threshold that would otherwise climb to 32 MiB after the
+/// first large free and keep later transfer buffers in the heap). The
+/// agent's RSS then falls back after a 48 MiB read or 64 MiB write.
+pub fn return_large_allocations_to_os() {
+    // SAFETY: mallopt only changes allocator tunables; it takes plain
+    // integers and is safe to call at any time, from any thread.
+    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+    if ok != 1 {
+        tracing::warn!("mallopt(M_MMAP_THRESHOLD) failed");
+    }
+}

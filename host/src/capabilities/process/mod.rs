@@ -1,0 +1,380 @@
+//! `qga:agent/process`: the guest-exec child table, held by the host so it
+//! outlives every call (and a swap of the handler component).
+//!
+//! Each child gets host threads: one reaps it (waitpid as soon as it exits,
+//! so no zombie is left whether or not anyone asks), one per captured
+//! stream (at most 16 MiB kept, the rest read and dropped with the
+//! truncation flag set), and one feeding its stdin with blocking writes
+//! (a child that exits early ends them with EPIPE: no busy loop, unlike
+//! qemu-ga 7.2, which polls the dead pipe at 100% CPU).
+
+mod sys;
+
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use base64::Engine as _;
+
+use super::qga::agent::process::{ChildStatus, Host, SpawnRequest};
+use super::{CallCtx, Capability, Denied, Grant, glob};
+
+/// qemu-ga's GUEST_EXEC_MAX_OUTPUT: bytes kept per captured stream.
+pub const MAX_OUTPUT: usize = 16 << 20;
+
+/// Which children a command may start, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessGrant {
+    /// Globs over the resolved program path (symlinks followed).
+    pub programs: Vec<String>,
+    /// Names of environment variables a request may set (None: any).
+    pub env_names: Option<Vec<String>>,
+    /// Run children as this uid/gid (None: the agent's).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl ProcessGrant {
+    /// Anything, as qemu-ga.
+    pub fn any() -> ProcessGrant {
+        ProcessGrant {
+            programs: vec!["/**".to_owned()],
+            env_names: None,
+            uid: None,
+            gid: None,
+        }
+    }
+
+    pub fn nothing() -> ProcessGrant {
+        ProcessGrant {
+            programs: Vec::new(),
+            env_names: Some(Vec::new()),
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// The grant check of a spawn: the program (resolved) against the
+/// allowlist, each environment name against the allowed names.
+pub fn check_spawn(grant: &Grant, command: &str, file: &std::path::Path, env: Option<&[String]>) -> Result<(), Denied> {
+    let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let text = real.to_string_lossy();
+    if !grant.process.programs.iter().any(|p| glob::matches(p, &text)) {
+        return Err(Denied::Program {
+            command: command.to_owned(),
+            program: text.into_owned(),
+        });
+    }
+    if let (Some(allowed), Some(env)) = (&grant.process.env_names, env) {
+        for entry in env {
+            let name = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+            if !allowed.iter().any(|a| a == name) {
+                return Err(Denied::Env {
+                    command: command.to_owned(),
+                    name: name.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Capture {
+    data: Vec<u8>,
+    truncated: bool,
+    closed: bool,
+}
+
+struct Child {
+    pid: i64,
+    has_output: bool,
+    status: Mutex<Option<ExitStatus>>,
+    out: Mutex<Capture>,
+    err: Mutex<Capture>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The host's children, in spawn order (a reused pid finds the older,
+/// unreported entry first, as in qemu-ga's list).
+#[derive(Default)]
+pub struct ChildTable {
+    children: Mutex<Vec<Arc<Child>>>,
+    /// Signalled when a child changes state (tests and shutdown wait on it).
+    changed: Condvar,
+}
+
+impl std::fmt::Debug for ChildTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildTable").field("children", &self.len()).finish()
+    }
+}
+
+fn drain(mut from: impl Read, into: Arc<Child>, stderr: bool) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let mut c = lock(if stderr { &into.err } else { &into.out });
+        let room = MAX_OUTPUT - c.data.len();
+        if n > room {
+            c.truncated = true;
+        }
+        let keep = n.min(room);
+        c.data.extend_from_slice(&buf[..keep]);
+    }
+    let mut c = lock(if stderr { &into.err } else { &into.out });
+    c.closed = true;
+    c.data.shrink_to_fit();
+}
+
+fn thread(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name.to_owned()).spawn(f).map(drop)
+}
+
+impl ChildTable {
+    pub fn len(&self) -> usize {
+        lock(&self.children).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn spawn(self: &Arc<Self>, s: &sys::Spawn<'_>, input: &mut Option<Vec<u8>>) -> std::io::Result<i64> {
+        let mut child = sys::spawn(s)?;
+        let input = input.take();
+        let pid = i64::from(child.id());
+        let entry = Arc::new(Child {
+            pid,
+            has_output: s.capture,
+            status: Mutex::new(None),
+            out: Mutex::new(Capture::default()),
+            err: Mutex::new(Capture::default()),
+        });
+        lock(&self.children).push(entry.clone());
+        if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+            // Blocking writes: EPIPE ends them when the child is gone.
+            let _ = thread("qga-exec-in", move || {
+                let _ = stdin.write_all(&input);
+            });
+        }
+        for (stream, is_err) in [
+            (child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), false),
+            (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), true),
+        ] {
+            if let Some(stream) = stream {
+                let e = entry.clone();
+                let table = self.clone();
+                let _ = thread("qga-exec-out", move || {
+                    drain(stream, e, is_err);
+                    table.changed.notify_all();
+                });
+            }
+        }
+        let table = self.clone();
+        let reaped = entry.clone();
+        let reaper = thread("qga-exec-wait", move || {
+            let status = loop {
+                match child.wait() {
+                    Ok(s) => break Some(s),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break None,
+                }
+            };
+            *lock(&reaped.status) = Some(status.unwrap_or_else(|| ExitStatus::from_raw(0)));
+            table.changed.notify_all();
+        });
+        if let Err(e) = reaper {
+            tracing::warn!("cannot start a reaper thread for pid {pid}: {e}");
+        }
+        Ok(pid)
+    }
+
+    /// The child's state; once it is reported exited it is forgotten.
+    fn status(&self, pid: i64) -> Option<ChildStatus> {
+        let mut children = lock(&self.children);
+        let index = children.iter().position(|c| c.pid == pid)?;
+        let child = children[index].clone();
+        let status = *lock(&child.status);
+        let mut finished = status.is_some();
+        if child.has_output {
+            finished &= lock(&child.out).closed && lock(&child.err).closed;
+        }
+        if !finished {
+            return Some(ChildStatus {
+                exited: false,
+                exitcode: None,
+                signal: None,
+                out_b64: None,
+                err_b64: None,
+                out_truncated: false,
+                err_truncated: false,
+            });
+        }
+        children.remove(index);
+        drop(children);
+        let status = status.unwrap_or_else(|| ExitStatus::from_raw(0));
+        let take = |m: &Mutex<Capture>| {
+            let c = std::mem::take(&mut *lock(m));
+            let data = (!c.data.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&c.data));
+            (data, c.truncated)
+        };
+        let (out_b64, out_truncated) = take(&child.out);
+        let (err_b64, err_truncated) = take(&child.err);
+        Some(ChildStatus {
+            exited: true,
+            exitcode: status.code().map(i64::from),
+            signal: if status.code().is_none() {
+                status.signal().map(i64::from)
+            } else {
+                None
+            },
+            out_b64,
+            err_b64,
+            out_truncated,
+            err_truncated,
+        })
+    }
+
+    /// Wait until `pid` has been reaped by the host (tests).
+    pub fn wait_reaped(&self, pid: i64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut children = lock(&self.children);
+        loop {
+            let done = match children.iter().find(|c| c.pid == pid) {
+                Some(c) => lock(&c.status).is_some(),
+                None => true,
+            };
+            let now = std::time::Instant::now();
+            if done || now >= deadline {
+                return done;
+            }
+            children = self
+                .changed
+                .wait_timeout(children, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
+
+/// GLib's g_spawn error text.
+fn spawn_failed(program: &str, errno: &std::io::Error) -> String {
+    format!(
+        "Failed to execute child process \u{201c}{program}\u{201d} ({})",
+        super::files::strerror(errno)
+    )
+}
+
+impl Host for CallCtx {
+    fn spawn(&mut self, req: SpawnRequest) -> wasmtime::Result<Result<i64, String>> {
+        self.grant.require(&self.command, Capability::Process)?;
+        // G_SPAWN_SEARCH_PATH_FROM_ENVP: the given environment's PATH, else
+        // the agent's, else GLib's default.
+        let path_var = req
+            .env
+            .as_ref()
+            .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=").map(str::to_owned)))
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_else(|| sys::DEFAULT_PATH.to_owned());
+        let file: PathBuf = match sys::search(&req.path, &path_var) {
+            Ok(f) => f,
+            Err(errno) => return Ok(Err(spawn_failed(&req.path, &std::io::Error::from(errno)))),
+        };
+        check_spawn(&self.grant, &self.command, &file, req.env.as_deref())?;
+        let spawn = sys::Spawn {
+            file: &file,
+            argv0: &req.path,
+            args: &req.args,
+            env: req.env.as_deref(),
+            stdin: req.input.is_some(),
+            capture: req.capture,
+            uid: self.grant.process.uid,
+            gid: self.grant.process.gid,
+        };
+        let table = &self.state.process;
+        let mut input = req.input;
+        match table.spawn(&spawn, &mut input) {
+            Ok(pid) => Ok(Ok(pid)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+                // g_spawn runs a file without a known format with /bin/sh.
+                let mut args = vec![file.to_string_lossy().into_owned()];
+                args.extend(req.args.iter().cloned());
+                let sh = sys::Spawn {
+                    file: std::path::Path::new("/bin/sh"),
+                    argv0: "/bin/sh",
+                    args: &args,
+                    ..spawn
+                };
+                Ok(table.spawn(&sh, &mut input).map_err(|e| spawn_failed(&req.path, &e)))
+            }
+            Err(e) => Ok(Err(spawn_failed(&req.path, &e))),
+        }
+    }
+
+    fn status(&mut self, pid: i64) -> wasmtime::Result<Option<ChildStatus>> {
+        self.grant.require(&self.command, Capability::Process)?;
+        Ok(self.state.process.status(pid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_as_g_spawn() {
+        assert_eq!(sys::search("/x/y", "").unwrap(), PathBuf::from("/x/y"));
+        let sh = sys::search("sh", "/nonexistent:/bin:/usr/bin").unwrap();
+        assert!(sh.ends_with("sh"));
+        assert_eq!(
+            sys::search("nonexistent-qga-prog", "/bin").unwrap_err(),
+            nix::errno::Errno::ENOENT
+        );
+        // A directory named like the program: EACCES, as execve reports.
+        assert_eq!(sys::search("tmp", "/").unwrap_err(), nix::errno::Errno::EACCES);
+        assert_eq!(sys::search("", "/bin").unwrap_err(), nix::errno::Errno::ENOENT);
+    }
+
+    #[test]
+    fn spawn_error_text_is_glibs() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(
+            spawn_failed("/nonexistent", &e),
+            "Failed to execute child process \u{201c}/nonexistent\u{201d} (No such file or directory)"
+        );
+    }
+
+    #[test]
+    fn program_allowlist_and_env_names() {
+        let mut g = Grant::none().with(Capability::Process);
+        g.process = ProcessGrant {
+            programs: vec!["/usr/bin/*".to_owned()],
+            env_names: Some(vec!["LANG".to_owned()]),
+            uid: None,
+            gid: None,
+        };
+        let ok = std::path::Path::new("/usr/bin/env");
+        assert!(check_spawn(&g, "c", ok, None).is_ok());
+        assert!(check_spawn(&g, "c", ok, Some(&["LANG=C".to_owned()])).is_ok());
+        assert!(matches!(
+            check_spawn(&g, "c", ok, Some(&["LD_PRELOAD=x".to_owned()])),
+            Err(Denied::Env { .. })
+        ));
+        assert!(matches!(
+            check_spawn(&g, "c", std::path::Path::new("/sbin/reboot-qga-test"), None),
+            Err(Denied::Program { .. })
+        ));
+    }
+}

@@ -1,0 +1,78 @@
+//! Process syscalls of the process capability (std and nix, no `unsafe`).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// GLib's search path when PATH is unset.
+pub const DEFAULT_PATH: &str = "/bin:/usr/bin:.";
+
+/// Where g_spawn (G_SPAWN_SEARCH_PATH) would find `program`: as given when it
+/// contains a '/', else the first executable regular file in `path_var`'s
+/// directories (an empty entry is the current directory). `Err(errno)` as
+/// g_spawn reports it: EACCES if some candidate existed but could not be
+/// executed, else ENOENT.
+pub fn search(program: &str, path_var: &str) -> Result<PathBuf, nix::errno::Errno> {
+    use nix::errno::Errno;
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    if program.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let mut eacces = false;
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(program);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() => {
+                return Ok(candidate);
+            }
+            Ok(_) => eacces = true,
+            Err(_) => {}
+        }
+    }
+    Err(if eacces { Errno::EACCES } else { Errno::ENOENT })
+}
+
+/// What to start.
+pub struct Spawn<'a> {
+    pub file: &'a Path,
+    pub argv0: &'a str,
+    pub args: &'a [String],
+    /// The whole environment ("K=V" entries), or None to inherit.
+    pub env: Option<&'a [String]>,
+    pub stdin: bool,
+    pub capture: bool,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// Start a child. std resets SIGPIPE to its default in the child, as
+/// qemu-ga's guest_exec_child_setup does; descriptors other than the
+/// three standard ones are close-on-exec.
+pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Child> {
+    let mut cmd = Command::new(s.file);
+    cmd.arg0(s.argv0).args(s.args);
+    if let Some(env) = s.env {
+        cmd.env_clear();
+        for entry in env {
+            let (k, v) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+            if !k.is_empty() {
+                cmd.env(OsString::from_vec(k.as_bytes().to_vec()), v);
+            }
+        }
+    }
+    cmd.stdin(if s.stdin { Stdio::piped() } else { Stdio::null() });
+    let out = || if s.capture { Stdio::piped() } else { Stdio::null() };
+    cmd.stdout(out()).stderr(out());
+    if let Some(gid) = s.gid {
+        cmd.gid(gid);
+    }
+    if let Some(uid) = s.uid {
+        cmd.uid(uid);
+    }
+    cmd.spawn()
+}
