@@ -80,8 +80,8 @@ const CASES: &[(&str, Compare)] = &[
     // (r#"{"execute":"guest-ssh-get-authorized-keys","arguments":{"username":"qgatest"}}"#, Exact),
     // (r#"{"execute":"guest-ssh-remove-authorized-keys","arguments":{"username":"qgatest","keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr0Yf0 qgatest@qgavm"]}}"#, Exact),
     // files and exec
-    // (r#"{"execute":"guest-file-open","arguments":{"path":"/mnt/data/hello.txt"}}"#, Masked(&["return"])),
-    // (r#"{"execute":"guest-exec","arguments":{"path":"/bin/cat","arg":["/mnt/data/hello.txt"],"capture-output":true}}"#, Masked(&["pid"])),
+    (r#"{"execute":"guest-file-open","arguments":{"path":"/mnt/data/hello.txt"}}"#, Masked(&["return"])),
+    (r#"{"execute":"guest-exec","arguments":{"path":"/bin/cat","arg":["/mnt/data/hello.txt"],"capture-output":true}}"#, Masked(&["pid"])),
     // system (must stay last: the guest powers off)
     // (r#"{"execute":"guest-shutdown"}"#, PowersOff),
 ];
