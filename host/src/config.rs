@@ -79,6 +79,10 @@ pub struct Config {
     pub block_rpcs: Vec<String>,
     pub allow_rpcs: Option<Vec<String>>,
     pub handlers_dir: Option<PathBuf>,
+    /// `--policy FILE` / key `policy`: the operator's policy (TOML).
+    pub policy: Option<PathBuf>,
+    /// `--audit-log FILE` / key `audit-log`.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Values found in the key file's `[general]` group.
@@ -96,6 +100,8 @@ struct KeyFile {
     block_rpcs: Option<String>,
     allow_rpcs: Option<String>,
     handlers: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
 }
 
 /// qemu-ga's `split_list`: the items of a comma list, last first.
@@ -155,6 +161,8 @@ fn parse_key_file(path: &Path, text: &str) -> Result<KeyFile, ConfigError> {
             "block-rpcs" | "blacklist" => keys.block_rpcs = Some(value.into()),
             "allow-rpcs" => keys.allow_rpcs = Some(value.into()),
             "handlers" => keys.handlers = Some(value.into()),
+            "policy" => keys.policy = Some(value.into()),
+            "audit-log" => keys.audit_log = Some(value.into()),
             _ => {}
         }
     }
@@ -220,6 +228,8 @@ impl Config {
             block_rpcs,
             allow_rpcs,
             handlers_dir: cli.handlers.clone().or(keys.handlers),
+            policy: cli.policy.clone().or(keys.policy),
+            audit_log: cli.audit_log.clone().or(keys.audit_log),
         })
     }
 
@@ -251,6 +261,12 @@ impl Config {
         }
         if let Some(dir) = &self.handlers_dir {
             key("handlers", &dir.to_string_lossy());
+        }
+        if let Some(policy) = &self.policy {
+            key("policy", &policy.to_string_lossy());
+        }
+        if let Some(audit) = &self.audit_log {
+            key("audit-log", &audit.to_string_lossy());
         }
         out
     }
