@@ -505,3 +505,17 @@ fn bad_component_is_rejected_and_the_old_one_keeps_serving() {
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(text.contains(&format!(r#""kept-sha256":"{v1_digest}""#)), "{text}");
 }
+
+#[test]
+fn watched_handlers_directory_reloads_without_a_signal() {
+    let scratch = Scratch::new("policy-watch");
+    let handlers = handlers_with_v1(&scratch);
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--watch-handlers"]);
+    let mut c = agent.connect();
+    assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    install(&handlers, &v2_bytes());
+    wait_for("the watched swap", Duration::from_secs(30), || {
+        c.call(r#"{"execute":"fixture-version"}"#) == r#"{"return": 2}"#
+    });
+    assert_eq!(c.call(r#"{"execute":"fixture-added"}"#), r#"{"return": 42}"#);
+}

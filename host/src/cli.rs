@@ -89,6 +89,11 @@ pub struct Cli {
     /// (created 0600)
     #[arg(long = "audit-log", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+
+    /// Reload (as on SIGHUP) when a *.wasm file in the --handlers directory
+    /// changes (checked every second)
+    #[arg(long = "watch-handlers")]
+    pub watch_handlers: bool,
 }
 
 /// qemu-ga parses `-F` with getopt's optional argument: `-F/path` attached,

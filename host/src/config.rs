@@ -83,6 +83,8 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// `--audit-log FILE` / key `audit-log`.
     pub audit_log: Option<PathBuf>,
+    /// `--watch-handlers` / key `watch-handlers`.
+    pub watch_handlers: bool,
 }
 
 /// Values found in the key file's `[general]` group.
@@ -102,6 +104,7 @@ struct KeyFile {
     handlers: Option<PathBuf>,
     policy: Option<PathBuf>,
     audit_log: Option<PathBuf>,
+    watch_handlers: Option<bool>,
 }
 
 /// qemu-ga's `split_list`: the items of a comma list, last first.
@@ -163,6 +166,7 @@ fn parse_key_file(path: &Path, text: &str) -> Result<KeyFile, ConfigError> {
             "handlers" => keys.handlers = Some(value.into()),
             "policy" => keys.policy = Some(value.into()),
             "audit-log" => keys.audit_log = Some(value.into()),
+            "watch-handlers" => keys.watch_handlers = Some(boolean()?),
             _ => {}
         }
     }
@@ -230,6 +234,7 @@ impl Config {
             handlers_dir: cli.handlers.clone().or(keys.handlers),
             policy: cli.policy.clone().or(keys.policy),
             audit_log: cli.audit_log.clone().or(keys.audit_log),
+            watch_handlers: cli.watch_handlers || keys.watch_handlers.unwrap_or(false),
         })
     }
 
@@ -267,6 +272,9 @@ impl Config {
         }
         if let Some(audit) = &self.audit_log {
             key("audit-log", &audit.to_string_lossy());
+        }
+        if self.watch_handlers {
+            key("watch-handlers", "true");
         }
         out
     }

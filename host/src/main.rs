@@ -315,8 +315,15 @@ fn run(config: Config) -> Result<(), AgentError> {
             }
             std::future::pending::<()>().await;
         };
+        let watch = async {
+            match config.handlers_dir.clone().filter(|_| config.watch_handlers) {
+                Some(dir) => watch_handlers(dir, reloader.clone()).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             () = reloads => Ok(()),
+            () = watch => Ok(()),
             result = qga::transport::run(&config, dispatcher) => result.map_err(AgentError::from),
             _ = terminate.recv() => { tracing::info!("terminating on SIGTERM"); Ok(()) }
             _ = interrupt.recv() => { tracing::info!("terminating on SIGINT"); Ok(()) }
@@ -337,6 +344,49 @@ fn policy_fields(policy: &Policy) -> Map<String, Json> {
         "preset": policy.preset.name(),
         "command-rules": policy.commands.len(),
     }))
+}
+
+/// The `*.wasm` files of a handlers directory: name, size, mtime.
+fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `--watch-handlers`: poll the handlers directory every second; reload
+/// once a change has been stable for one poll (a copy in progress is not
+/// loaded half-written: it would be rejected anyway, and retried).
+async fn watch_handlers(dir: PathBuf, reloader: Arc<Reloader>) {
+    let mut seen = fingerprint(&dir);
+    let mut pending: Option<Vec<_>> = None;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = fingerprint(&dir);
+        if now == seen {
+            pending = None;
+            continue;
+        }
+        if pending.as_ref() != Some(&now) {
+            pending = Some(now);
+            continue;
+        }
+        tracing::info!("handlers directory {} changed: reloading", dir.display());
+        seen = now;
+        pending = None;
+        let r = reloader.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || r.reload()).await {
+            tracing::error!("reload failed: {e}");
+        }
+    }
 }
 
 /// What SIGHUP reloads: the policy file, then the components under it.
