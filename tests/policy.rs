@@ -519,3 +519,36 @@ fn watched_handlers_directory_reloads_without_a_signal() {
     });
     assert_eq!(c.call(r#"{"execute":"fixture-added"}"#), r#"{"return": 42}"#);
 }
+
+#[test]
+fn call_in_flight_during_a_swap_finishes_on_the_old_component() {
+    let scratch = Scratch::new("policy-inflight");
+    let handlers = handlers_with_v1(&scratch);
+    let policy = scratch.path("p.toml");
+    std::fs::write(&policy, "[command.fixture-loop]\ndeadline = \"3s\"\n").unwrap();
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
+    let mut slow = agent.connect();
+    let mut fast = agent.connect();
+    assert_eq!(fast.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    let started = Instant::now();
+    slow.send_line(r#"{"execute":"fixture-loop","id":"slow"}"#);
+    std::thread::sleep(Duration::from_millis(100));
+    install(&handlers, &v2_bytes());
+    agent.signal(SIGHUP);
+    wait_for("the swap", Duration::from_secs(30), || {
+        fast.call(r#"{"execute":"fixture-version"}"#) == r#"{"return": 2}"#
+    });
+    let swapped_after = started.elapsed();
+    assert!(swapped_after < Duration::from_secs(3), "swap took {swapped_after:?}");
+    // v2 has no fixture-loop: the answer can only come from v1, with v1's
+    // grant (its 3 s deadline), after the swap.
+    assert!(
+        !slow.has_pending_reply(Duration::from_millis(1)),
+        "the slow call ended before the swap"
+    );
+    assert_eq!(
+        slow.read_text(),
+        r#"{"id": "slow", "error": {"class": "GenericError", "desc": "fixture-loop: handler exceeded its 3 s deadline"}}"#
+    );
+    assert!(fast.call(r#"{"execute":"fixture-loop"}"#).contains("CommandNotFound"));
+}
