@@ -552,3 +552,48 @@ fn call_in_flight_during_a_swap_finishes_on_the_old_component() {
     );
     assert!(fast.call(r#"{"execute":"fixture-loop"}"#).contains("CommandNotFound"));
 }
+
+#[test]
+fn pinned_digest_mismatch_refuses_to_start() {
+    let scratch = Scratch::new("policy-pin-start");
+    let handlers = handlers_with_v1(&scratch);
+    let policy = scratch.path("pin.toml");
+    std::fs::write(
+        &policy,
+        format!("[component.fixture]\nsha256 = \"{}\"\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let audit = scratch.path("audit.log");
+    let out = Command::new(qga_binary())
+        .args([
+            "-m",
+            "unix-listen",
+            "-p",
+            s(&scratch.path("a.sock")),
+            "-t",
+            s(&scratch.0),
+        ])
+        .args([
+            "--handlers",
+            s(&handlers),
+            "--policy",
+            s(&policy),
+            "--audit-log",
+            s(&audit),
+        ])
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("component for family fixture has sha256 ")
+            && stderr.contains(&format!("but the policy pins {}", "ab".repeat(32))),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&audit)
+            .unwrap()
+            .contains(r#""event":"component-reject""#)
+    );
+}

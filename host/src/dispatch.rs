@@ -398,6 +398,7 @@ impl Dispatcher {
         if let Err(err) = compat_gate(entry, trace) {
             return plain(Err(err));
         }
+        // (The fsfreeze gate belongs here: frozen state beats the policy.)
         if let Err(err) = policy_gate(entry, trace) {
             return plain(Err(err));
         }
