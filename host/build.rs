@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Families embedded in the agent: handlers/<family>, crate <family>.
-const FAMILIES: &[&str] = &["system-info"];
+const FAMILIES: &[&str] = &["system-info", "storage"];
 /// Test-only families, never embedded.
 const FIXTURES: &[&str] = &["fixture"];
 /// Test-only second builds of a family (crate, family), exposed to tests as

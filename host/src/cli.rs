@@ -10,6 +10,7 @@ use crate::config::DEFAULT_FSFREEZE_HOOK;
 #[derive(Debug, Parser)]
 #[command(
     name = "qga",
+    version,
     about = "QEMU guest agent whose command handlers run in WebAssembly sandboxes",
     disable_version_flag = true,
     args_conflicts_with_subcommands = true
@@ -20,79 +21,89 @@ pub struct Cli {
 
     /// Transport method: one of unix-listen, virtio-serial, isa-serial, or
     /// vsock-listen (virtio-serial is the default)
-    #[arg(short = 'm', long = "method", value_name = "METHOD")]
+    #[arg(help_heading = "Channel", short = 'm', long = "method", value_name = "METHOD")]
     pub method: Option<String>,
 
     /// Device/socket path (virtio-serial default:
     /// /dev/virtio-ports/org.qemu.guest_agent.0, isa-serial default:
     /// /dev/ttyS0); vsock-listen addresses are written as <cid>:<port>
-    #[arg(short = 'p', long = "path", value_name = "PATH")]
+    #[arg(help_heading = "Channel", short = 'p', long = "path", value_name = "PATH")]
     pub path: Option<String>,
 
     /// Log file path; logs go to stderr by default
-    #[arg(short = 'l', long = "logfile", value_name = "FILE")]
+    #[arg(help_heading = "Process", short = 'l', long = "logfile", value_name = "FILE")]
     pub logfile: Option<PathBuf>,
 
     /// Pid file (default /var/run/qemu-ga.pid)
-    #[arg(short = 'f', long = "pidfile", value_name = "FILE")]
+    #[arg(help_heading = "Process", short = 'f', long = "pidfile", value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
 
     /// Enable the fsfreeze hook, optionally naming the script
     /// (default /etc/qemu/fsfreeze-hook); write -F/path, without a space
-    #[arg(short = 'F', long = "fsfreeze-hook", value_name = "PATH", num_args = 0..=1,
+    #[arg(help_heading = "Agent commands", short = 'F', long = "fsfreeze-hook", value_name = "PATH", num_args = 0..=1,
           require_equals = true, default_missing_value = DEFAULT_FSFREEZE_HOOK)]
     pub fsfreeze_hook: Option<PathBuf>,
 
     /// Directory for state information (absolute path, default /var/run)
-    #[arg(short = 't', long = "statedir", value_name = "DIR")]
+    #[arg(help_heading = "Process", short = 't', long = "statedir", value_name = "DIR")]
     pub statedir: Option<PathBuf>,
 
     /// Log extra debugging information
-    #[arg(short = 'v', long = "verbose")]
+    #[arg(help_heading = "Process", short = 'v', long = "verbose")]
     pub verbose: bool,
 
     /// Print version information and exit
-    #[arg(short = 'V', long = "version")]
+    #[arg(help_heading = "Process", short = 'V', long = "version")]
     pub version: bool,
 
     /// Become a daemon
-    #[arg(short = 'd', long = "daemonize")]
+    #[arg(help_heading = "Process", short = 'd', long = "daemonize")]
     pub daemonize: bool,
 
     /// Comma-separated list of RPCs to disable ("help" lists them)
-    #[arg(short = 'b', long = "block-rpcs", value_name = "LIST")]
+    #[arg(
+        help_heading = "Agent commands",
+        short = 'b',
+        long = "block-rpcs",
+        value_name = "LIST"
+    )]
     pub block_rpcs: Vec<String>,
 
     /// Comma-separated list of RPCs to enable; all others are disabled
-    #[arg(short = 'a', long = "allow-rpcs", value_name = "LIST")]
+    #[arg(
+        help_heading = "Agent commands",
+        short = 'a',
+        long = "allow-rpcs",
+        value_name = "LIST"
+    )]
     pub allow_rpcs: Vec<String>,
 
     /// Print the effective configuration as a config file and exit
-    #[arg(short = 'D', long = "dump-conf")]
+    #[arg(help_heading = "Process", short = 'D', long = "dump-conf")]
     pub dump_conf: bool,
 
     /// Keep re-opening the path if it is unavailable or closed
-    #[arg(short = 'r', long = "retry-path")]
+    #[arg(help_heading = "Channel", short = 'r', long = "retry-path")]
     pub retry_path: bool,
 
     /// Load handler components from this directory (FAMILY.wasm) instead of
     /// the embedded ones
-    #[arg(long = "handlers", value_name = "DIR")]
+    #[arg(help_heading = "Agent commands", long = "handlers", value_name = "DIR")]
     pub handlers: Option<PathBuf>,
 
     /// Operator policy (TOML): which commands run and how their grants are
     /// narrowed (see docs/policy.md); SIGHUP reloads it
-    #[arg(long = "policy", value_name = "FILE")]
+    #[arg(help_heading = "Agent commands", long = "policy", value_name = "FILE")]
     pub policy: Option<PathBuf>,
 
     /// Append one JSON line per request and per policy/component event to FILE
     /// (created 0600)
-    #[arg(long = "audit-log", value_name = "FILE")]
+    #[arg(help_heading = "Agent commands", long = "audit-log", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
 
     /// Reload (as on SIGHUP) when a *.wasm file in the --handlers directory
     /// changes (checked every second)
-    #[arg(long = "watch-handlers")]
+    #[arg(help_heading = "Agent commands", long = "watch-handlers")]
     pub watch_handlers: bool,
 }
 
@@ -120,8 +131,15 @@ pub enum Subcommand {
         #[arg(value_name = "DIR")]
         out_dir: PathBuf,
         /// Also compile the components of this handlers directory
-        #[arg(long = "handlers", value_name = "DIR")]
+        #[arg(help_heading = "Agent commands", long = "handlers", value_name = "DIR")]
         handlers: Option<PathBuf>,
+    },
+    /// Print the manual page (roff) generated from this command line
+    Manpage,
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Inspect and check policies: what each command may do, and why
     Policy {

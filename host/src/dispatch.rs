@@ -29,7 +29,36 @@ pub trait Backend: Send + Sync {
     fn digest(&self, _command: &str) -> Option<String> {
         None
     }
+    /// Whether filesystems are frozen (guest-fsfreeze-*): then only
+    /// [`FREEZE_ALLOWLIST`] runs.
+    fn freeze_gate(&self) -> FreezeGate {
+        FreezeGate::Thawed
+    }
 }
+
+/// The freeze state as dispatch sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeGate {
+    Thawed,
+    /// Frozen by a guest-fsfreeze-freeze(-list) of this agent: the frozen
+    /// reason replaces "disabled" even for blocked commands (qemu-ga's
+    /// ga_set_frozen disables them again, with its reason).
+    Frozen,
+    /// Started frozen (state file left by a killed agent): blocked
+    /// commands say only "has been disabled" (qemu-ga applies its block
+    /// list after the frozen state at start-up).
+    FrozenAtStart,
+}
+
+/// qemu-ga's `ga_freeze_allowlist`: what still runs while frozen.
+pub const FREEZE_ALLOWLIST: &[&str] = &[
+    "guest-ping",
+    "guest-info",
+    "guest-sync",
+    "guest-sync-delimited",
+    "guest-fsfreeze-status",
+    "guest-fsfreeze-thaw",
+];
 
 /// Commands the host answers itself, without any component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +186,19 @@ pub struct Dispatcher {
     backend: Option<Arc<dyn Backend>>,
     filter: RpcFilter,
     audit: Option<Arc<AuditLog>>,
+    /// Component calls running at once. Handlers are CPU-bound and the
+    /// machine has few cores: more in parallel only costs threads and
+    /// instance memory. Clients beyond it wait their turn.
+    calls: Arc<tokio::sync::Semaphore>,
+    /// When free memory was last handed back (see [`Dispatcher::after_call`]).
+    last_trim: std::sync::Mutex<std::time::Instant>,
 }
+
+/// At most this often, free memory goes back to the kernel after calls.
+const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// See [`Dispatcher::calls`].
+const MAX_CONCURRENT_CALLS: usize = 8;
 
 /// What the audit log records about one request, filled in while routing.
 struct Trace {
@@ -182,6 +223,8 @@ impl Dispatcher {
             backend,
             filter: filter.clone(),
             audit: None,
+            calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
+            last_trim: std::sync::Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -395,10 +438,15 @@ impl Dispatcher {
                 request.command
             ))));
         };
-        if let Err(err) = compat_gate(entry, trace) {
+        let gate = self.freeze_gate();
+        // A freeze of this agent re-disables blocked commands with its reason.
+        let frozen_reason = gate == FreezeGate::Frozen && frozen_out(gate, &entry.name);
+        if !frozen_reason && let Err(err) = compat_gate(entry, trace) {
             return plain(Err(err));
         }
-        // (The fsfreeze gate belongs here: frozen state beats the policy.)
+        if let Err(err) = freeze_step(gate, entry, trace) {
+            return plain(Err(err));
+        }
         if let Err(err) = policy_gate(entry, trace) {
             return plain(Err(err));
         }
@@ -429,16 +477,40 @@ impl Dispatcher {
         let Some(backend) = self.backend.clone() else {
             return Err(QmpError::not_found(format!("The command {name} has not been found")));
         };
+        let slot = self.calls.acquire().await.expect("semaphore never closed");
         let owned = name.to_owned();
         let args = args.cloned();
-        tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
+        let result = tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
             .await
-            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))))
+            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))));
+        drop(slot);
+        self.after_call();
+        result
+    }
+
+    /// Once no call is running, hand the memory calls freed (large transfers,
+    /// bursts of concurrent calls) back to the kernel, at most once per
+    /// [`TRIM_INTERVAL`], off the event loop.
+    fn after_call(&self) {
+        if self.calls.available_permits() != MAX_CONCURRENT_CALLS {
+            return;
+        }
+        let mut last = self.last_trim.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < TRIM_INTERVAL {
+            return;
+        }
+        *last = std::time::Instant::now();
+        drop(tokio::task::spawn_blocking(crate::runtime::sys::release_free_memory));
+    }
+
+    fn freeze_gate(&self) -> FreezeGate {
+        self.backend.as_ref().map_or(FreezeGate::Thawed, |b| b.freeze_gate())
     }
 
     /// `guest-info`: built from the live table. A command the policy denies
     /// is listed as not enabled.
     fn info(&self) -> Value {
+        let gate = self.freeze_gate();
         let commands = self
             .table()
             .entries
@@ -447,7 +519,7 @@ impl Dispatcher {
                 Value::Dict(
                     Dict::new()
                         .with("name", e.name.as_str())
-                        .with("enabled", e.enabled && e.decision.allowed)
+                        .with("enabled", e.enabled && !frozen_out(gate, &e.name) && e.decision.allowed)
                         .with("success-response", e.success_response),
                 )
             })
@@ -469,6 +541,28 @@ fn compat_gate(entry: &Entry, trace: &mut Trace) -> Result<(), QmpError> {
     trace.decision = "disabled";
     trace.rule = Some(entry.disabled_by.unwrap_or("unsupported on this platform").to_owned());
     Err(QmpError::not_found(format!("Command {} has been disabled", entry.name)))
+}
+
+/// Step: the freeze gate (frozen state beats the policy): while frozen only
+/// qemu-ga's allowlist runs.
+fn freeze_step(gate: FreezeGate, entry: &Entry, trace: &mut Trace) -> Result<(), QmpError> {
+    if !frozen_out(gate, &entry.name) {
+        return Ok(());
+    }
+    trace.decision = "frozen";
+    trace.rule = Some("fsfreeze allowlist".to_owned());
+    Err(QmpError::not_found(format!(
+        "Command {} has been disabled: the agent is in frozen state",
+        entry.name
+    )))
+}
+
+/// The freeze gate: frozen, and not on qemu-ga's allowlist.
+fn frozen_out(gate: FreezeGate, name: &str) -> bool {
+    match gate {
+        FreezeGate::Thawed => false,
+        FreezeGate::Frozen | FreezeGate::FrozenAtStart => !FREEZE_ALLOWLIST.contains(&name),
+    }
 }
 
 /// Step: the operator's policy. A denial names the rule that made it.

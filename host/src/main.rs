@@ -1,3 +1,4 @@
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -54,6 +55,21 @@ fn run_subcommand(command: &Subcommand) -> ExitCode {
     match command {
         Subcommand::Compile { out_dir, handlers } => compile(out_dir, handlers.clone()),
         Subcommand::Policy { command } => policy_command(command),
+        Subcommand::Manpage => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
+            match page.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("qga manpage: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Subcommand::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "qga", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -234,8 +250,20 @@ fn init_logging(config: &Config) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// What hardening of the agent process costs nothing: no core dumps (its
+/// memory can hold passwords and file contents) and no ptrace by non-root.
+fn harden_process() {
+    if let Err(e) = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0) {
+        tracing::warn!("cannot disable core dumps: {e}");
+    }
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!("cannot mark the process non-dumpable: {e}");
+    }
+}
+
 fn run(config: Config) -> Result<(), AgentError> {
     init_logging(&config)?;
+    harden_process();
     if config.daemonize {
         nix::unistd::daemon(false, false).map_err(AgentError::Daemon)?;
     }
@@ -244,10 +272,14 @@ fn run(config: Config) -> Result<(), AgentError> {
     } else {
         None
     };
-    std::fs::create_dir_all(&config.statedir).map_err(|source| AgentError::Statedir {
-        path: config.statedir.clone(),
-        source,
-    })?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.statedir)
+        .map_err(|source| AgentError::Statedir {
+            path: config.statedir.clone(),
+            source,
+        })?;
     let filter = RpcFilter {
         blocked: config.block_rpcs.iter().cloned().collect(),
         allowed: config.allow_rpcs.as_ref().map(|list| list.iter().cloned().collect()),
@@ -262,6 +294,7 @@ fn run(config: Config) -> Result<(), AgentError> {
     };
     let mut runtime_config = RuntimeConfig::new(&config.statedir);
     runtime_config.handlers_dir = config.handlers_dir.clone();
+    runtime_config.fsfreeze_hook = config.fsfreeze_hook.clone();
     runtime_config.policy = Arc::new(policy.clone());
     let runtime = match Runtime::new(runtime_config.clone()) {
         Ok(runtime) => Arc::new(runtime),
@@ -298,6 +331,8 @@ fn run(config: Config) -> Result<(), AgentError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(64)
+        // Idle handler threads go away soon, and their stacks with them.
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .build()
         .map_err(AgentError::EventLoop)?;
     runtime.block_on(async {

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod limits;
+pub mod sys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::capabilities::freeze::FreezeState;
 use crate::capabilities::{CallCtx, Capability, Denied, Grant};
 use crate::convert::Signature;
 use crate::dispatch::{Backend, CommandSpec};
@@ -63,6 +65,8 @@ pub struct RuntimeConfig {
     /// The operator's policy: narrows every grant, pins component digests,
     /// says what to do with ungranted imports.
     pub policy: Arc<Policy>,
+    /// `-F`/`fsfreeze-hook`: the hook run with `freeze` and `thaw`.
+    pub fsfreeze_hook: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -75,6 +79,7 @@ impl RuntimeConfig {
             background_compile: true,
             grants: BTreeMap::new(),
             policy: Arc::new(Policy::default()),
+            fsfreeze_hook: None,
         }
     }
 
@@ -187,6 +192,8 @@ struct Inner {
     /// Compiled components by digest, shared by every generation, so a
     /// reload that changes only the policy re-links without recompiling.
     compiled: Arc<Mutex<HashMap<String, Component>>>,
+    /// Host state: survives every swap.
+    freeze: Arc<FreezeState>,
 }
 
 /// The component runtime. `Send + Sync`; share it as `Arc<Runtime>`.
@@ -207,7 +214,10 @@ pub fn engine() -> Result<Engine, RuntimeError> {
         .total_tables(512)
         .max_memory_size(1 << 30)
         .linear_memory_keep_resident(4 << 20)
-        .table_keep_resident(1 << 20);
+        .table_keep_resident(1 << 20)
+        // Only a few idle slots keep their pages: a burst of concurrent calls
+        // must not leave its memory resident afterwards.
+        .max_unused_warm_slots(2);
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -349,6 +359,7 @@ impl Runtime {
             thread: OnceLock::new(),
         });
         let background = config.background_compile;
+        let freeze = Arc::new(FreezeState::load(&config.state_dir, config.fsfreeze_hook.clone()));
         let mut inner = Inner {
             engine: engine.clone(),
             engine_key,
@@ -357,6 +368,7 @@ impl Runtime {
             config,
             ticker: ticker.clone(),
             compiled: Arc::new(Mutex::new(HashMap::new())),
+            freeze,
         };
         for source in sources(&inner.config)? {
             let family = inner.verify(source)?;
@@ -410,6 +422,7 @@ impl Runtime {
             config,
             ticker: old.ticker.clone(),
             compiled: old.compiled.clone(),
+            freeze: old.freeze.clone(),
         };
         let mut events = Vec::new();
         for source in candidates {
@@ -567,6 +580,10 @@ impl Backend for Runtime {
 
     fn digest(&self, command: &str) -> Option<String> {
         self.digest_of(command)
+    }
+
+    fn freeze_gate(&self) -> crate::dispatch::FreezeGate {
+        self.current().freeze.gate()
     }
 }
 
@@ -867,6 +884,7 @@ impl Inner {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: CallLimiter::new(grant.memory_bytes),
+            freeze: self.freeze.clone(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);

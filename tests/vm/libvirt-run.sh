@@ -10,6 +10,10 @@
 #      QGA_VM_AGENT_ARGS  agent arguments (default: the build's)
 #      QGA_VM_TIMEOUT     seconds for the whole run (default 600)
 #      QGA_VM_KEEP=1      leave the domain defined and running
+#      QGA_VM_VIRSH_STEPS=FILE  run these virsh commands instead of the built-in
+#                         list: one per line, virsh arguments (sh words), @DOM@
+#                         stands for the domain, @WORK@ for WORKDIR; a line
+#                         `shutdown @DOM@ --mode agent` also waits for "shut off"
 # exit status: number of virsh commands that failed (0 = all worked)
 set -u
 if [ "${1:-}" = "--exec-without-kvm" ]; then
@@ -110,6 +114,27 @@ run() {  # virsh args...
 agent() { V qemu-agent-command "$NAME" "$1" 2>&1; }
 echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr0Yf0+qgavm+test+key+0000000000000000000 qgatest@qgavm" >"$WORK/keys"
 
+if [ -n "${QGA_VM_VIRSH_STEPS:-}" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue;; esac
+    line=${line//@DOM@/$NAME}
+    line=${line//@WORK@/$WORK}
+    eval "set -- $line"
+    run "$@"
+    if [ "${1:-}" = shutdown ]; then
+      state=""
+      for _ in $(seq 1 60); do
+        state=$(V domstate "$NAME" 2>&1)
+        [ "$state" = "shut off" ] && break
+        sleep 0.5
+      done
+      echo "### domstate: $state"
+      [ "$state" = "shut off" ] || FAIL=$((FAIL + 1))
+    fi
+  done <"$QGA_VM_VIRSH_STEPS"
+  say "$FAIL failed"
+  exit $FAIL
+fi
 run guestinfo "$NAME"
 run domfsinfo "$NAME"
 run domifaddr "$NAME" --source agent

@@ -351,6 +351,26 @@ if [ "$(arg qgavm.mount)" = "1" ]; then
 fi
 hwclock -s -u 2>/dev/null
 [ -x /etc/qgavm/rc.local ] && /etc/qgavm/rc.local
+# qgavm.cpuwatch=1: once a second print the CPU time of every qga/qemu-ga
+# process (USER_HZ ticks) so a host-side test can tell an idle agent from a
+# spinning one.  Shell builtins only (no fork per process) to stay cheap.
+if [ "$(arg qgavm.cpuwatch)" = "1" ]; then
+  (
+    while :; do
+      read -r up _ < /proc/uptime
+      for p in /proc/[0-9]*; do
+        read -r c 2>/dev/null < "$p/comm" || continue
+        case "$c" in
+          qga|qemu-ga)
+            read -r st 2>/dev/null < "$p/stat" || continue
+            set -- ${st#*) }
+            echo "QGA-VM-CPU $up ${p#/proc/} $c ${12} ${13}";;
+        esac
+      done
+      sleep 1
+    done
+  ) > /dev/console 2>&1 &
+fi
 echo "@READY@ $(cat /proc/uptime)"
 """
 

@@ -8,8 +8,11 @@
 //! ([`Grant::require`]) that returns a permission error.
 
 pub mod clock;
+pub mod freeze;
+pub mod fs_stat;
 pub mod host_info;
 pub mod read_file;
+pub mod trim;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -35,10 +38,20 @@ pub enum Capability {
     Clock,
     HostInfo,
     ReadFile,
+    Freeze,
+    Trim,
+    FsStat,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Clock, Capability::HostInfo, Capability::ReadFile];
+    pub const ALL: [Capability; 6] = [
+        Capability::Clock,
+        Capability::HostInfo,
+        Capability::ReadFile,
+        Capability::Freeze,
+        Capability::Trim,
+        Capability::FsStat,
+    ];
 
     /// The interface's name as a component imports it.
     pub fn interface(self) -> &'static str {
@@ -46,6 +59,9 @@ impl Capability {
             Capability::Clock => "qga:agent/clock",
             Capability::HostInfo => "qga:agent/host-info",
             Capability::ReadFile => "qga:agent/read-file",
+            Capability::Freeze => "qga:agent/freeze",
+            Capability::Trim => "qga:agent/trim",
+            Capability::FsStat => "qga:agent/fs-stat",
         }
     }
 
@@ -59,6 +75,9 @@ impl Capability {
             Capability::Clock => qga::agent::clock::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::HostInfo => qga::agent::host_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::ReadFile => qga::agent::read_file::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Freeze => qga::agent::freeze::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Trim => qga::agent::trim::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::FsStat => qga::agent::fs_stat::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
         }
     }
 }
@@ -89,6 +108,10 @@ pub struct Grant {
     pub deadline: Duration,
     /// Cap on the JSON reply, bytes.
     pub reply_limit: usize,
+    /// freeze, trim, fs-stat: mount points the command may act on. Each
+    /// pattern is `*` (any), `DIR/**` (DIR and everything under it) or an
+    /// exact path.
+    pub mounts: Vec<String>,
 }
 
 pub const DEFAULT_MEMORY: usize = 64 << 20;
@@ -107,7 +130,13 @@ impl Grant {
             memory_bytes: DEFAULT_MEMORY,
             deadline: DEFAULT_DEADLINE,
             reply_limit: DEFAULT_REPLY_LIMIT,
+            mounts: Vec::new(),
         }
+    }
+
+    /// Whether the grant's mount patterns cover `path`.
+    pub fn allows_mount(&self, path: &str) -> bool {
+        self.mounts.iter().any(|pattern| mount_pattern_matches(pattern, path))
     }
 
     pub fn with(mut self, cap: Capability) -> Grant {
@@ -157,8 +186,76 @@ impl Grant {
                 g.read_limit = 64 << 20;
                 g
             }
+            "guest-fsfreeze-status" => Grant::none().with(Capability::Freeze),
+            "guest-fsfreeze-freeze" | "guest-fsfreeze-freeze-list" | "guest-fsfreeze-thaw" => {
+                let mut g = Grant::none().with(Capability::Freeze);
+                g.mounts.push("*".to_owned());
+                g
+            }
+            "guest-fstrim" => {
+                let mut g = Grant::none().with(Capability::Trim).with(Capability::ReadFile);
+                g.read_files.push(MOUNTINFO.into());
+                g.mounts.push("*".to_owned());
+                g
+            }
+            "guest-get-fsinfo" => {
+                let mut g = Grant::none().with(Capability::FsStat).with(Capability::ReadFile);
+                g.read_files.push(MOUNTINFO.into());
+                g.mounts.push("*".to_owned());
+                g.preopens.extend(sysfs_preopens());
+                g
+            }
+            "guest-get-disks" => {
+                let mut g = Grant::none();
+                g.preopens.extend(sysfs_preopens());
+                g
+            }
+            "guest-get-diskstats" => {
+                let mut g = Grant::none().with(Capability::ReadFile);
+                g.read_files.push("/proc/diskstats".into());
+                g
+            }
             _ => Grant::none(),
         }
+    }
+}
+
+/// The mount table the storage commands read (the agent's own, as qemu-ga).
+pub const MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// Read-only /sys, and udev's database where it exists (ID_SERIAL).
+fn sysfs_preopens() -> Vec<Preopen> {
+    let mut out = vec![Preopen {
+        host: "/sys".into(),
+        guest: "/sys".into(),
+        writable: false,
+    }];
+    if std::path::Path::new("/run/udev/data").is_dir() {
+        out.push(Preopen {
+            host: "/run/udev/data".into(),
+            guest: "/run/udev/data".into(),
+            writable: false,
+        });
+    }
+    out
+}
+
+fn mount_pattern_matches(pattern: &str, path: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix("/**") {
+        Some("") => path.starts_with('/'),
+        Some(dir) => path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')),
+        None => pattern == path,
+    }
+}
+
+/// strerror(3) text of an I/O error, without Rust's " (os error N)".
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
+        None => e.to_string(),
     }
 }
 
@@ -170,6 +267,8 @@ pub enum Denied {
     Capability { command: String, interface: String },
     #[error("permission denied: {command} may not read {path}")]
     Path { command: String, path: String },
+    #[error("permission denied: {command} may not use mount point {path}")]
+    Mount { command: String, path: String },
 }
 
 /// The store data of one call: WASI state, limits, and the command's grant.
@@ -179,6 +278,8 @@ pub struct CallCtx {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: CallLimiter,
+    /// The agent's frozen state (freeze capability, dispatch's gate).
+    pub freeze: std::sync::Arc<freeze::FreezeState>,
 }
 
 impl WasiView for CallCtx {
@@ -220,6 +321,37 @@ mod tests {
         let g = Grant::builtin("guest-get-osinfo", &no_env);
         assert_eq!(g.read_files.len(), 2);
         assert!(g.env.is_empty());
+    }
+
+    #[test]
+    fn storage_commands_get_only_their_capabilities() {
+        let caps = |c| Grant::builtin(c, &no_env).capabilities.into_iter().collect::<Vec<_>>();
+        assert_eq!(caps("guest-fsfreeze-status"), [Capability::Freeze]);
+        assert_eq!(caps("guest-fsfreeze-freeze-list"), [Capability::Freeze]);
+        assert_eq!(caps("guest-fstrim"), [Capability::ReadFile, Capability::Trim]);
+        assert_eq!(caps("guest-get-fsinfo"), [Capability::ReadFile, Capability::FsStat]);
+        assert!(caps("guest-get-disks").is_empty());
+        assert_eq!(caps("guest-get-diskstats"), [Capability::ReadFile]);
+        // status needs no mount point; only /sys is preopened, read-only.
+        assert!(Grant::builtin("guest-fsfreeze-status", &no_env).mounts.is_empty());
+        let g = Grant::builtin("guest-get-disks", &no_env);
+        assert!(g.preopens.iter().all(|p| !p.writable));
+        assert_eq!(g.preopens[0].host, PathBuf::from("/sys"));
+    }
+
+    #[test]
+    fn mount_patterns() {
+        let mut g = Grant::none();
+        assert!(!g.allows_mount("/"));
+        g.mounts = vec!["/srv/**".into(), "/data".into()];
+        assert!(g.allows_mount("/srv"));
+        assert!(g.allows_mount("/srv/a/b"));
+        assert!(!g.allows_mount("/srvx"));
+        assert!(g.allows_mount("/data"));
+        assert!(!g.allows_mount("/data/x"));
+        assert!(!g.allows_mount("/"));
+        g.mounts = vec!["*".into()];
+        assert!(g.allows_mount("/"));
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! payload, then the payload (`Engine::precompile_component` output). A
 //! corrupt, stale or foreign file is ignored (and replaced when this build
 //! can compile); files are written to a temporary name and renamed.
-//!
-//! This module holds the runtime's only `unsafe` (deserialization).
+//! Loading goes through `runtime::sys::deserialize`, the one `unsafe` step.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
@@ -67,15 +66,7 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Component, ArtifactError> {
     if Sha256::digest(payload).as_slice() != &bytes[MAGIC.len()..HEADER] {
         return Err(ArtifactError::Corrupt(path.to_owned()));
     }
-    // SAFETY: `Component::deserialize` requires bytes produced by
-    // `Engine::precompile_component` (wasmtime itself then checks version
-    // and engine compatibility). The payload is exactly what `store` wrote
-    // from `precompile_component` in this program or in `qga compile`: the
-    // sha256 over it, written alongside, matches, so it is neither
-    // truncated nor corrupted; the directory belongs to the agent's
-    // operator (the state directory, or one they name).
-    unsafe { Component::deserialize(engine, payload) }
-        .map_err(|e| ArtifactError::Incompatible(path.to_owned(), e.to_string()))
+    super::sys::deserialize(engine, payload).map_err(|e| ArtifactError::Incompatible(path.to_owned(), e.to_string()))
 }
 
 /// Write `payload` (from `Engine::precompile_component`) atomically.

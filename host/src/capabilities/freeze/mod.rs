@@ -1,0 +1,458 @@
+//! `qga:agent/freeze`: FIFREEZE/FITHAW and the agent's frozen state.
+//!
+//! The state lives here, in the host, not in any handler: a
+//! [`FreezeState`] shared by every call and by dispatch (which answers
+//! qemu-ga's "has been disabled: the agent is in frozen state" while it is
+//! set). It is persisted as `<statedir>/qga.state.isfrozen`, the file
+//! qemu-ga uses, written *before* the first FIFREEZE and removed after the
+//! last FITHAW, so an agent killed while frozen (or while freezing) starts
+//! up frozen and can still thaw. The file lists the mount points being
+//! frozen, one per line (qemu-ga writes it empty; both read as frozen).
+
+mod sys;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use thiserror::Error;
+
+use super::qga::agent::freeze::Host;
+use super::{CallCtx, Capability, Denied, QgaError, strerror};
+
+/// The file qemu-ga 7.2 keeps while frozen.
+pub const STATE_FILE: &str = "qga.state.isfrozen";
+
+/// A failure of the fsfreeze hook, with qemu-ga's texts.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum HookError {
+    #[error("can't access fsfreeze hook '{path}': {reason}")]
+    Access { path: String, reason: String },
+    #[error("failed to create child process: {0}")]
+    Spawn(String),
+    #[error("fsfreeze hook has terminated abnormally")]
+    Abnormal,
+    #[error("fsfreeze hook has failed with status {0}")]
+    Status(i32),
+}
+
+/// What the hook is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookArg {
+    Freeze,
+    Thaw,
+}
+
+impl HookArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            HookArg::Freeze => "freeze",
+            HookArg::Thaw => "thaw",
+        }
+    }
+}
+
+/// A freeze or thaw failure, with qemu-ga's texts.
+#[derive(Debug, Error)]
+pub enum FreezeError {
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("failed to open /proc/self/mountinfo: {0}")]
+    Mounts(String),
+    #[error("failed to open {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("failed to freeze {path}: {reason}")]
+    Freeze { path: String, reason: String },
+    #[error("Command {0} has been disabled: the agent is in frozen state")]
+    AlreadyFrozen(String),
+    #[error(transparent)]
+    Denied(#[from] Denied),
+}
+
+/// A mounted filesystem as qemu-ga's `build_fs_mount_list` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub dirname: String,
+    pub devtype: String,
+    pub devmajor: u32,
+    pub devminor: u32,
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space, `\\`), as qemu-ga's
+/// `decode_mntname`.
+pub fn decode_mntname(raw: &str) -> String {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+        } else if b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else if let (Some(&a), Some(&c), Some(&d)) = (b.get(i + 1), b.get(i + 2), b.get(i + 3))
+            && (b'0'..=b'3').contains(&a)
+            && (b'0'..=b'7').contains(&c)
+            && (b'0'..=b'7').contains(&d)
+        {
+            out.push((a - b'0') * 64 + (c - b'0') * 8 + (d - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// qemu-ga's mount list: every mountinfo line with a block device
+/// (major != 0), plus btrfs whose source is a block device node.
+pub fn parse_mountinfo(text: &str, block_dev: &dyn Fn(&Path) -> Option<(u32, u32)>) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split(' ');
+        let (Some(_id), Some(_parent), Some(dev), Some(_root), Some(dir)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            continue;
+        };
+        let Some((major, minor)) = dev.split_once(':') else {
+            continue;
+        };
+        let (Ok(mut devmajor), Ok(mut devminor)) = (major.parse::<u32>(), minor.parse::<u32>()) else {
+            continue;
+        };
+        let Some((_, rest)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut rest = rest.split(' ');
+        let devtype = rest.next().unwrap_or("").to_owned();
+        let source = decode_mntname(rest.next().unwrap_or(""));
+        if devmajor == 0 {
+            if devtype != "btrfs" {
+                continue;
+            }
+            match block_dev(Path::new(&source)) {
+                Some((ma, mi)) => (devmajor, devminor) = (ma, mi),
+                None => continue,
+            }
+        }
+        out.push(Mount {
+            dirname: decode_mntname(dir),
+            devtype,
+            devmajor,
+            devminor,
+        });
+    }
+    out
+}
+
+/// The mounted filesystems, read now.
+pub fn mounts() -> Result<Vec<Mount>, FreezeError> {
+    let bytes = sys::mountinfo().map_err(|e| FreezeError::Mounts(strerror(&e)))?;
+    Ok(parse_mountinfo(&String::from_utf8_lossy(&bytes), &sys::block_dev))
+}
+
+#[derive(Debug, Default)]
+struct Frozen {
+    frozen: bool,
+    /// Mount points frozen (or being frozen) by this agent.
+    mounts: Vec<String>,
+    /// Frozen since start-up (found the state file).
+    at_start: bool,
+}
+
+/// The agent's frozen state and fsfreeze hook.
+#[derive(Debug)]
+pub struct FreezeState {
+    state_file: PathBuf,
+    hook: Option<PathBuf>,
+    inner: Mutex<Frozen>,
+}
+
+impl FreezeState {
+    /// The state persisted in `state_dir` (frozen if qemu-ga's or our
+    /// `qga.state.isfrozen` is there) and the hook to run (`-F`).
+    pub fn load(state_dir: &Path, hook: Option<PathBuf>) -> FreezeState {
+        let state_file = state_dir.join(STATE_FILE);
+        let mut frozen = Frozen::default();
+        if let Ok(text) = std::fs::read_to_string(&state_file) {
+            tracing::warn!(
+                "previous instance appears to have exited with frozen filesystems. disabling non-fsfreeze-safe commands until guest-fsfreeze-thaw is issued, or filesystems are manually unfrozen and the file {} is removed",
+                state_file.display()
+            );
+            frozen.frozen = true;
+            frozen.at_start = true;
+            frozen.mounts = text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        }
+        FreezeState {
+            state_file,
+            hook,
+            inner: Mutex::new(frozen),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Frozen> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.lock().frozen
+    }
+
+    /// The state as dispatch's freeze gate needs it.
+    pub fn gate(&self) -> crate::dispatch::FreezeGate {
+        use crate::dispatch::FreezeGate;
+        let state = self.lock();
+        match (state.frozen, state.at_start) {
+            (false, _) => FreezeGate::Thawed,
+            (true, false) => FreezeGate::Frozen,
+            (true, true) => FreezeGate::FrozenAtStart,
+        }
+    }
+
+    /// Mount points this agent froze (for status tools and tests).
+    pub fn frozen_mounts(&self) -> Vec<String> {
+        self.lock().mounts.clone()
+    }
+
+    /// qemu-ga's `execute_fsfreeze_hook`.
+    pub fn run_hook(&self, arg: HookArg) -> Result<(), HookError> {
+        let Some(hook) = &self.hook else {
+            return Ok(());
+        };
+        sys::executable(hook).map_err(|e| HookError::Access {
+            path: hook.display().to_string(),
+            reason: strerror(&e),
+        })?;
+        tracing::info!("executing fsfreeze hook with arg '{}'", arg.as_str());
+        match sys::run_hook(hook, arg.as_str()) {
+            Err(e) => Err(HookError::Spawn(strerror(&e))),
+            Ok(sys::HookExit::Abnormal) => Err(HookError::Abnormal),
+            Ok(sys::HookExit::Code(0)) => Ok(()),
+            Ok(sys::HookExit::Code(code)) => Err(HookError::Status(code)),
+        }
+    }
+
+    fn persist(&self, frozen: &mut Frozen, mounts: Vec<String>) {
+        frozen.frozen = true;
+        frozen.at_start = false;
+        frozen.mounts = mounts;
+        let mut text = frozen.mounts.join("\n");
+        text.push('\n');
+        if let Err(e) = std::fs::write(&self.state_file, text) {
+            tracing::warn!(
+                "unable to create {}, fsfreeze may not function properly: {e}",
+                self.state_file.display()
+            );
+        }
+    }
+
+    fn clear(&self, frozen: &mut Frozen) {
+        frozen.frozen = false;
+        frozen.at_start = false;
+        frozen.mounts.clear();
+        if let Err(e) = std::fs::remove_file(&self.state_file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("unable to delete {}: {e}", self.state_file.display());
+        }
+    }
+
+    /// guest-fsfreeze-freeze(-list) for `command`, within `allowed` mount
+    /// points.
+    pub fn freeze(
+        &self,
+        command: &str,
+        mountpoints: Option<&[String]>,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Result<i64, FreezeError> {
+        let mut state = self.lock();
+        if state.frozen {
+            return Err(FreezeError::AlreadyFrozen(command.to_owned()));
+        }
+        if let Some(list) = mountpoints
+            && let Some(bad) = list.iter().find(|m| !allowed(m))
+        {
+            return Err(Denied::Mount {
+                command: command.to_owned(),
+                path: bad.clone(),
+            }
+            .into());
+        }
+        self.run_hook(HookArg::Freeze)?;
+        let mounts = mounts()?;
+        let targets: Vec<&Mount> = mounts
+            .iter()
+            .rev()
+            .filter(|m| match mountpoints {
+                Some(list) => list.contains(&m.dirname),
+                None => allowed(&m.dirname),
+            })
+            .collect();
+        // Frozen (and persisted) before the first FIFREEZE: the agent must
+        // not block itself on a write once filesystems are frozen.
+        self.persist(&mut state, targets.iter().map(|m| m.dirname.clone()).collect());
+        let mut count = 0i64;
+        let mut failure = None;
+        for mount in targets {
+            let file = match sys::open_mount(Path::new(&mount.dirname)) {
+                Ok(f) => f,
+                Err(e) => {
+                    failure = Some(FreezeError::Open {
+                        path: mount.dirname.clone(),
+                        reason: strerror(&e),
+                    });
+                    break;
+                }
+            };
+            match sys::freeze(&file) {
+                Ok(()) => count += 1,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EBUSY)) => {}
+                Err(e) => {
+                    failure = Some(FreezeError::Freeze {
+                        path: mount.dirname.clone(),
+                        reason: strerror(&e),
+                    });
+                    break;
+                }
+            }
+        }
+        match failure {
+            Some(err) => {
+                drop(state);
+                let _ = self.thaw(allowed);
+                Err(err)
+            }
+            None if count == 0 => {
+                self.clear(&mut state);
+                Ok(0)
+            }
+            None => Ok(count),
+        }
+    }
+
+    /// guest-fsfreeze-thaw: FITHAW every allowed mount (and every mount
+    /// this agent froze) until it refuses; the number thawed.
+    pub fn thaw(&self, allowed: &dyn Fn(&str) -> bool) -> Result<i64, FreezeError> {
+        let mut state = self.lock();
+        let mounts = mounts()?;
+        let mut count = 0i64;
+        for mount in &mounts {
+            if !allowed(&mount.dirname) && !state.mounts.contains(&mount.dirname) {
+                continue;
+            }
+            let Ok(file) = sys::open_mount(Path::new(&mount.dirname)) else {
+                continue;
+            };
+            let mut thawed = false;
+            while sys::thaw(&file).is_ok() {
+                if !thawed {
+                    count += 1;
+                    thawed = true;
+                }
+            }
+        }
+        self.clear(&mut state);
+        drop(state);
+        self.run_hook(HookArg::Thaw)?;
+        Ok(count)
+    }
+}
+
+fn qga_error(e: FreezeError) -> wasmtime::Result<Result<i64, QgaError>> {
+    match e {
+        FreezeError::Denied(denied) => Err(denied.into()),
+        other => Ok(Err(QgaError {
+            desc: other.to_string(),
+        })),
+    }
+}
+
+impl Host for CallCtx {
+    fn is_frozen(&mut self) -> wasmtime::Result<bool> {
+        self.grant.require(&self.command, Capability::Freeze)?;
+        Ok(self.freeze.is_frozen())
+    }
+
+    fn freeze(&mut self, mountpoints: Option<Vec<String>>) -> wasmtime::Result<Result<i64, QgaError>> {
+        self.grant.require(&self.command, Capability::Freeze)?;
+        let grant = self.grant.clone();
+        match self
+            .freeze
+            .freeze(&self.command, mountpoints.as_deref(), &|m| grant.allows_mount(m))
+        {
+            Ok(n) => Ok(Ok(n)),
+            Err(e) => qga_error(e),
+        }
+    }
+
+    fn thaw(&mut self) -> wasmtime::Result<Result<i64, QgaError>> {
+        self.grant.require(&self.command, Capability::Freeze)?;
+        let grant = self.grant.clone();
+        match self.freeze.thaw(&|m| grant.allows_mount(m)) {
+            Ok(n) => Ok(Ok(n)),
+            Err(e) => qga_error(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_keeps_block_devices_and_decodes_names() {
+        let text = "22 27 0:21 / /proc rw - proc proc rw\n\
+                    27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                    90 27 7:0 / /mnt/a\\040b rw - ext4 /dev/loop0 rw\n\
+                    91 27 0:50 / /data rw - btrfs /dev/sdz rw\n\
+                    92 27 0:51 / /nob rw - btrfs /dev/none rw\n\
+                    garbage\n";
+        let dev = |p: &Path| (p == Path::new("/dev/sdz")).then_some((8, 16));
+        let mounts = parse_mountinfo(text, &dev);
+        let names: Vec<_> = mounts
+            .iter()
+            .map(|m| (m.dirname.as_str(), m.devmajor, m.devminor))
+            .collect();
+        assert_eq!(names, [("/", 254, 0), ("/mnt/a b", 7, 0), ("/data", 8, 16)]);
+        assert_eq!(mounts[1].devtype, "ext4");
+    }
+
+    #[test]
+    fn decode_handles_backslashes_and_bad_escapes() {
+        assert_eq!(decode_mntname("a\\\\b"), "a\\b");
+        assert_eq!(decode_mntname("a\\011b"), "a\tb");
+        assert_eq!(decode_mntname("a\\9x"), "a\\9x");
+        assert_eq!(decode_mntname("end\\"), "end\\");
+    }
+
+    #[test]
+    fn state_file_makes_a_new_agent_frozen() {
+        let dir = std::env::temp_dir().join(format!("qga-freeze-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join(STATE_FILE));
+        assert!(!FreezeState::load(&dir, None).is_frozen());
+        // qemu-ga writes the file empty.
+        std::fs::write(dir.join(STATE_FILE), "").unwrap();
+        let s = FreezeState::load(&dir, None);
+        assert!(s.is_frozen());
+        assert!(s.frozen_mounts().is_empty());
+        std::fs::write(dir.join(STATE_FILE), "/mnt/x\n").unwrap();
+        assert_eq!(FreezeState::load(&dir, None).frozen_mounts(), ["/mnt/x"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_hook_is_qemu_ga_access_error() {
+        let s = FreezeState::load(Path::new("/nonexistent-dir"), Some("/nonexistent/hook".into()));
+        assert_eq!(
+            s.run_hook(HookArg::Freeze).unwrap_err().to_string(),
+            "can't access fsfreeze hook '/nonexistent/hook': No such file or directory"
+        );
+    }
+}

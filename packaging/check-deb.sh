@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the .deb and checks it: its file list, that it installs and removes
+# cleanly, and that the installed agent's --help, man page and version work.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash packaging/build-deb.sh >/dev/null 2>&1 || { echo "check-deb: build failed" >&2; bash packaging/build-deb.sh; exit 1; }
+deb=$(ls -t target/debian/qga_*.deb | head -1)
+listing=$(dpkg-deb -c "$deb")
+for path in ./usr/sbin/qga ./lib/systemd/system/qga.service ./lib/systemd/system/qga-vsock.socket \
+            ./lib/udev/rules.d/60-qga.rules ./usr/share/man/man8/qga.8.gz \
+            ./usr/share/bash-completion/completions/qga ./usr/share/doc/qga/README.md; do
+    grep -q " $path\$" <<<"$listing" || { echo "check-deb: $deb lacks $path" >&2; exit 1; }
+done
+dpkg-deb -f "$deb" Conflicts | grep -q qemu-guest-agent || { echo "check-deb: no Conflicts: qemu-guest-agent" >&2; exit 1; }
+# Render the man page and the help as an operator would see them.
+zcat target/packaging/qga.8.gz | MANWIDTH=80 man -l - | grep -q -- "--block-rpcs" || { echo "check-deb: man page does not render" >&2; exit 1; }
+./target/release/qga --help | grep -q "Channel:" || { echo "check-deb: --help lacks its groups" >&2; exit 1; }
+echo "check-deb: package ok ($(grep -c . <<<"$listing") entries)"
+
+# Install into, then remove from, an empty root: every file goes in, and
+# nothing is left behind.
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+touch "$root/var/lib/dpkg/status"
+dpkg --root="$root" --force-depends --force-script-chrootless -i "$deb" >/dev/null 2>&1
+[ -x "$root/usr/sbin/qga" ] || { echo "check-deb: install left no /usr/sbin/qga" >&2; exit 1; }
+"$root/usr/sbin/qga" -V | grep -q '^qga ' || { echo "check-deb: installed qga does not run" >&2; exit 1; }
+dpkg --root="$root" --force-script-chrootless --purge qga >/dev/null
+leftover=$(find "$root" -type f ! -path "$root/var/lib/dpkg/*" ! -path "$root/var/log/*" | head -5)
+[ -z "$leftover" ] || { echo "check-deb: files left after purge: $leftover" >&2; exit 1; }
+echo "check-deb: installs and purges cleanly"

@@ -1,0 +1,513 @@
+//! The storage family on real filesystems: an ext4 image on a loop device
+//! mounted in a private directory (needs root; CI runs as root). Nothing
+//! here freezes or trims this machine's own filesystems: freezes go
+//! through guest-fsfreeze-freeze-list naming the loop mount only, trims
+//! through a grant narrowed to it. Read-only commands are compared with
+//! the real qemu-ga 7.2, which reads the same /proc and /sys.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use qga::capabilities::Grant;
+use qga::qobject::Value;
+use qga::runtime::{Runtime, RuntimeConfig};
+use support::{Agent, Client, Scratch, qemu_ga_binary, qga_binary};
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// guest-fsfreeze-thaw (qemu-ga's and qga's default grant) thaws every
+/// mounted filesystem, so tests that freeze run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An ext4 image on a loop device, mounted in a temp dir. Drop thaws,
+/// unmounts and detaches, even after a panic mid-freeze.
+struct LoopFs {
+    scratch: Scratch,
+    dev: String,
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    fn new(tag: &str) -> LoopFs {
+        let scratch = Scratch::new(tag);
+        let img = scratch.path("fs.img");
+        let mnt = scratch.path("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        std::fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
+        run("mkfs.ext4", &["-q", "-F", img.to_str().unwrap()]);
+        let dev = run("losetup", &["-f", "--show", img.to_str().unwrap()]);
+        let fs = LoopFs { scratch, dev, mnt };
+        run("mount", &[&fs.dev, fs.mnt.to_str().unwrap()]);
+        fs
+    }
+
+    fn mnt(&self) -> &str {
+        self.mnt.to_str().unwrap()
+    }
+
+    /// Write and fsync a file on the filesystem from another thread; the
+    /// receiver gets `()` when it is done.
+    fn write_in_thread(&self, name: &str) -> mpsc::Receiver<()> {
+        let path = self.mnt.join(name);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::create(&path).unwrap();
+            f.write_all(&[7u8; 4096]).unwrap();
+            f.sync_all().unwrap();
+            let _ = tx.send(());
+        });
+        rx
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let mnt = self.mnt.to_str().unwrap().to_owned();
+        // Thaw until the kernel refuses (it is not frozen any more).
+        for _ in 0..8 {
+            let thawed = Command::new("fsfreeze")
+                .args(["-u", &mnt])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !thawed {
+                break;
+            }
+        }
+        let _ = Command::new("umount").arg(&mnt).status();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+        let _ = &self.scratch;
+    }
+}
+
+/// A hook script that logs its argument, and fails with the status in
+/// `fail-<arg>` when that file exists.
+fn hook(dir: &Scratch) -> (PathBuf, PathBuf) {
+    let script = dir.path("hook.sh");
+    let log = dir.path("hook.log");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {log}\nif [ -e {dir}/fail-$1 ]; then exit $(cat {dir}/fail-$1); fi\nexit 0\n",
+            log = log.display(),
+            dir = dir.0.display()
+        ),
+    )
+    .unwrap();
+    run("chmod", &["+x", script.to_str().unwrap()]);
+    (script, log)
+}
+
+/// Start an agent on a given state directory (so a restart finds it).
+fn start_in(binary: &Path, state: &Path, args: &[&str]) -> Agent {
+    let scratch = Scratch::new("agent");
+    let socket = scratch.path("agent.sock");
+    let log = std::fs::File::create(scratch.path("agent.log")).unwrap();
+    let child = Command::new(binary)
+        .args(["-m", "unix-listen", "-p"])
+        .arg(&socket)
+        .arg("-t")
+        .arg(state)
+        .args(args)
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(socket.exists() && std::os::unix::net::UnixStream::connect(&socket).is_ok()) {
+        assert!(Instant::now() < deadline, "agent did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Agent { child, socket, scratch }
+}
+
+fn freeze_list(c: &mut Client, mnt: &str) -> String {
+    c.call(&format!(
+        r#"{{"execute":"guest-fsfreeze-freeze-list","arguments":{{"mountpoints":["{mnt}"]}}}}"#
+    ))
+}
+
+const STATUS: &str = r#"{"execute":"guest-fsfreeze-status"}"#;
+const THAW: &str = r#"{"execute":"guest-fsfreeze-thaw"}"#;
+
+#[test]
+fn freeze_blocks_writes_until_thaw_and_runs_hook_around_it() {
+    let _serial = serial();
+    let fs = LoopFs::new("freeze");
+    let dir = Scratch::new("hook");
+    let (script, log) = hook(&dir);
+    let hook_arg = format!("-F{}", script.display());
+    let agent = Agent::qga(&[&hook_arg]);
+    let mut c = agent.connect();
+    let state_file = agent.scratch.path("state").join("qga.state.isfrozen");
+
+    assert_eq!(freeze_list(&mut c, fs.mnt()), r#"{"return": 1}"#);
+    assert_eq!(c.call(STATUS), r#"{"return": "frozen"}"#);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "freeze\n");
+    assert_eq!(std::fs::read_to_string(&state_file).unwrap(), format!("{}\n", fs.mnt()));
+
+    let done = fs.write_in_thread("blocked");
+    assert!(
+        done.recv_timeout(Duration::from_millis(700)).is_err(),
+        "a write on the frozen filesystem completed"
+    );
+    assert_eq!(
+        c.call(r#"{"execute":"guest-get-time"}"#),
+        r#"{"error": {"class": "CommandNotFound", "desc": "Command guest-get-time has been disabled: the agent is in frozen state"}}"#
+    );
+    let info = c.call(r#"{"execute":"guest-info"}"#);
+    assert!(
+        info.contains(r#"{"enabled": false, "name": "guest-get-time""#),
+        "{info}"
+    );
+    assert!(
+        info.contains(r#"{"enabled": true, "name": "guest-fsfreeze-thaw""#),
+        "{info}"
+    );
+
+    assert_eq!(c.call(THAW), r#"{"return": 1}"#);
+    done.recv_timeout(Duration::from_secs(10))
+        .expect("the write completes after thaw");
+    assert_eq!(c.call(STATUS), r#"{"return": "thawed"}"#);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "freeze\nthaw\n");
+    assert!(!state_file.exists());
+    assert!(c.call(r#"{"execute":"guest-get-time"}"#).starts_with(r#"{"return": "#));
+}
+
+#[test]
+fn agent_killed_while_frozen_comes_back_frozen_and_thaws() {
+    let _serial = serial();
+    let fs = LoopFs::new("killed");
+    let state = Scratch::new("state");
+    let mut agent = start_in(&qga_binary(), &state.0, &[]);
+    let mut c = agent.connect();
+    assert_eq!(freeze_list(&mut c, fs.mnt()), r#"{"return": 1}"#);
+    agent.signal(9);
+    agent.wait_exit(Duration::from_secs(5));
+    drop(agent);
+
+    let done = fs.write_in_thread("after-kill");
+    assert!(done.recv_timeout(Duration::from_millis(500)).is_err());
+
+    let agent = start_in(&qga_binary(), &state.0, &["-b", "guest-get-time"]);
+    let mut c = agent.connect();
+    assert_eq!(c.call(STATUS), r#"{"return": "frozen"}"#);
+    // As qemu-ga restarted frozen: a blocked command is only "disabled".
+    assert_eq!(
+        c.call(r#"{"execute":"guest-get-time"}"#),
+        r#"{"error": {"class": "CommandNotFound", "desc": "Command guest-get-time has been disabled"}}"#
+    );
+    assert!(
+        c.call(r#"{"execute":"guest-get-osinfo"}"#)
+            .contains("the agent is in frozen state")
+    );
+    assert_eq!(c.call(THAW), r#"{"return": 1}"#);
+    done.recv_timeout(Duration::from_secs(10))
+        .expect("the write completes after thaw");
+    assert_eq!(c.call(STATUS), r#"{"return": "thawed"}"#);
+    assert!(!state.path("qga.state.isfrozen").exists());
+}
+
+#[test]
+fn failing_hook_fails_like_qemu_ga() {
+    let _serial = serial();
+    let fs = LoopFs::new("hookfail");
+    for binary in [qga_binary(), qemu_ga_binary()] {
+        let dir = Scratch::new("hook");
+        let (script, log) = hook(&dir);
+        let hook_arg = format!("-F{}", script.display());
+        let state = Scratch::new("state");
+        let agent = start_in(&binary, &state.0, &[&hook_arg]);
+        let mut c = agent.connect();
+        let who = binary.display();
+
+        // Freeze hook fails: nothing frozen, the state stays thawed.
+        std::fs::write(dir.path("fail-freeze"), "3").unwrap();
+        assert_eq!(
+            freeze_list(&mut c, fs.mnt()),
+            r#"{"error": {"class": "GenericError", "desc": "fsfreeze hook has failed with status 3"}}"#,
+            "{who}"
+        );
+        assert_eq!(c.call(STATUS), r#"{"return": "thawed"}"#, "{who}");
+        fs.write_in_thread("w1")
+            .recv_timeout(Duration::from_secs(5))
+            .expect("not frozen");
+
+        // Thaw hook fails: filesystems are thawed anyway, the error is reported.
+        std::fs::remove_file(dir.path("fail-freeze")).unwrap();
+        std::fs::write(dir.path("fail-thaw"), "4").unwrap();
+        assert_eq!(freeze_list(&mut c, fs.mnt()), r#"{"return": 1}"#, "{who}");
+        assert_eq!(
+            c.call(THAW),
+            r#"{"error": {"class": "GenericError", "desc": "fsfreeze hook has failed with status 4"}}"#,
+            "{who}"
+        );
+        assert_eq!(c.call(STATUS), r#"{"return": "thawed"}"#, "{who}");
+        fs.write_in_thread("w2")
+            .recv_timeout(Duration::from_secs(5))
+            .expect("thawed");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "freeze\nfreeze\nthaw\n",
+            "{who}: hook order"
+        );
+
+        // A hook that is not executable.
+        std::fs::remove_file(dir.path("fail-thaw")).unwrap();
+        run("chmod", &["-x", script.to_str().unwrap()]);
+        assert_eq!(
+            freeze_list(&mut c, fs.mnt()),
+            format!(
+                r#"{{"error": {{"class": "GenericError", "desc": "can't access fsfreeze hook '{}': Permission denied"}}}}"#,
+                script.display()
+            ),
+            "{who}"
+        );
+        assert_eq!(c.call(STATUS), r#"{"return": "thawed"}"#, "{who}");
+    }
+}
+
+/// While frozen, both agents give the same answers.
+#[test]
+fn frozen_answers_match_qemu_ga() {
+    let _serial = serial();
+    let fs = LoopFs::new("gate");
+    let requests = [
+        r#"{"execute":"guest-get-time"}"#,
+        r#"{"execute":"guest-fsfreeze-freeze"}"#,
+        r#"{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":[]}}"#,
+        r#"{"execute":"guest-get-fsinfo"}"#,
+        r#"{"execute":"guest-fstrim"}"#,
+        r#"{"execute":"guest-get-time","arguments":{"x":1}}"#,
+        r#"{"execute":"guest-no-such-command"}"#,
+        r#"{"execute":"guest-fsfreeze-status","arguments":{"x":1}}"#,
+        r#"{"execute":"guest-sync","arguments":{"id":5}}"#,
+        r#"{"execute":"guest-ping"}"#,
+        r#"{"execute":"guest-fsfreeze-status"}"#,
+    ];
+    let mut answers = Vec::new();
+    for agent in [
+        Agent::qemu_ga(&["-b", "guest-get-timezone"]),
+        Agent::qga(&["-b", "guest-get-timezone"]),
+    ] {
+        let mut c = agent.connect();
+        assert_eq!(freeze_list(&mut c, fs.mnt()), r#"{"return": 1}"#);
+        let mut got: Vec<String> = requests.iter().map(|r| c.call(r)).collect();
+        // A blocked command says so without the frozen reason.
+        got.push(c.call(r#"{"execute":"guest-get-timezone"}"#));
+        assert_eq!(c.call(THAW), r#"{"return": 1}"#);
+        got.push(c.call(STATUS));
+        answers.push(got);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[1][0].contains("has been disabled: the agent is in frozen state"));
+}
+
+/// `"key": 123` → `"key": N` for the keys whose values move.
+fn mask(reply: &str, keys: &[&str]) -> String {
+    let mut out = reply.to_owned();
+    for key in keys {
+        let pat = format!("\"{key}\": ");
+        let mut result = String::new();
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(&pat) {
+            result.push_str(&rest[..i + pat.len()]);
+            rest = &rest[i + pat.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            result.push('N');
+            rest = &rest[digits..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
+#[test]
+fn read_commands_match_qemu_ga() {
+    let _serial = serial();
+    let _fs = LoopFs::new("read");
+    let reference = Agent::qemu_ga(&[]);
+    let agent = Agent::qga(&[]);
+    let mut r = reference.connect();
+    let mut q = agent.connect();
+    let diskstat_counters = [
+        "read-sectors",
+        "read-ios",
+        "read-merges",
+        "write-sectors",
+        "write-ios",
+        "write-merges",
+        "discard-sectors",
+        "discard-ios",
+        "discard-merges",
+        "flush-ios",
+        "read-ticks",
+        "write-ticks",
+        "discard-ticks",
+        "flush-ticks",
+        "ios-pgr",
+        "total-ticks",
+        "weight-ticks",
+    ];
+    for (command, moving) in [
+        ("guest-get-fsinfo", &["used-bytes"][..]),
+        ("guest-get-disks", &[][..]),
+        ("guest-get-diskstats", &diskstat_counters[..]),
+    ] {
+        let line = format!(r#"{{"execute":"{command}"}}"#);
+        let want = mask(&r.call(&line), moving);
+        let got = mask(&q.call(&line), moving);
+        assert_eq!(got, want, "{command}");
+        assert!(got.starts_with(r#"{"return": ["#), "{command}: {got}");
+    }
+    // The loop filesystem is there, with its (stable) sizes.
+    let fsinfo = q.call(r#"{"execute":"guest-get-fsinfo"}"#);
+    assert!(
+        fsinfo.contains(&format!(r#""mountpoint": "{}""#, _fs.mnt())),
+        "{fsinfo}"
+    );
+}
+
+fn runtime_with(state: &Scratch, grants: &[(&str, Grant)]) -> Runtime {
+    let mut config = RuntimeConfig::new(state.path("state"));
+    config.background_compile = false;
+    for (c, g) in grants {
+        config.grants.insert((*c).to_owned(), g.clone());
+    }
+    Runtime::new(config).unwrap()
+}
+
+fn narrowed(command: &str, mount: &str) -> Grant {
+    let mut g = Grant::builtin(command, &|_| None);
+    g.mounts = vec![mount.to_owned()];
+    g
+}
+
+#[test]
+fn fstrim_on_loop_reports_bytes_trimmed_and_touches_nothing_else() {
+    let _serial = serial();
+    let fs = LoopFs::new("trim");
+    // Something to discard: write and delete 16 MiB.
+    let big = fs.mnt.join("big");
+    std::fs::write(&big, vec![1u8; 16 << 20]).unwrap();
+    std::fs::File::open(&big).unwrap().sync_all().unwrap();
+    std::fs::remove_file(&big).unwrap();
+    run("sync", &[]);
+
+    let state = Scratch::new("rt");
+    let rt = runtime_with(&state, &[("guest-fstrim", narrowed("guest-fstrim", fs.mnt()))]);
+    let reply = rt.call("guest-fstrim", None).unwrap().unwrap().to_json();
+    let Value::Dict(d) = rt.call("guest-fstrim", None).unwrap().unwrap() else {
+        panic!("{reply}")
+    };
+    let Some(Value::List(paths)) = d.get("paths") else {
+        panic!("{reply}")
+    };
+    let mut seen = false;
+    for p in paths {
+        let Value::Dict(p) = p else { panic!("{reply}") };
+        let path = match p.get("path") {
+            Some(Value::Str(s)) => s.clone(),
+            _ => panic!("{reply}"),
+        };
+        if path == fs.mnt() {
+            seen = true;
+            assert_eq!(p.get("minimum").and_then(Value::as_i64), Some(0), "{reply}");
+            assert!(p.get("error").is_none(), "{reply}");
+        } else {
+            let Some(Value::Str(e)) = p.get("error") else {
+                panic!("{path} was not refused: {reply}")
+            };
+            assert!(e.starts_with("permission denied"), "{reply}");
+            assert!(p.get("trimmed").is_none(), "{reply}");
+        }
+    }
+    assert!(seen, "{reply}");
+    // The first call trimmed the freed 16 MiB (ext4 reports the free
+    // extents it discarded).
+    let first = &reply;
+    let trimmed: i64 = {
+        let i = first.find(&format!(r#""path": "{}""#, fs.mnt())).unwrap();
+        let obj_start = first[..i].rfind('{').unwrap();
+        let obj_end = obj_start + first[obj_start..].find('}').unwrap();
+        let obj = &first[obj_start..obj_end];
+        let k = obj.find(r#""trimmed": "#).expect("trimmed") + 11;
+        obj[k..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    assert!(trimmed >= 16 << 20, "trimmed {trimmed}: {first}");
+
+    let mut args = qga::qobject::Dict::new();
+    args.insert("minimum", Value::Int(1 << 20));
+    let again = rt.call("guest-fstrim", Some(&args)).unwrap().unwrap().to_json();
+    assert!(again.contains(r#""minimum": 1048576"#), "{again}");
+}
+
+#[test]
+fn freeze_outside_the_grant_is_refused_before_any_hook() {
+    let _serial = serial();
+    let fs = LoopFs::new("deny");
+    let state = Scratch::new("rt");
+    let rt = runtime_with(
+        &state,
+        &[(
+            "guest-fsfreeze-freeze-list",
+            narrowed("guest-fsfreeze-freeze-list", fs.mnt()),
+        )],
+    );
+    let mut args = qga::qobject::Dict::new();
+    args.insert(
+        "mountpoints",
+        Value::List(vec![Value::Str("/nonexistent-qga-mount".into())]),
+    );
+    let err = rt.call("guest-fsfreeze-freeze-list", Some(&args)).unwrap_err();
+    assert_eq!(
+        err.desc,
+        "guest-fsfreeze-freeze-list: permission denied: guest-fsfreeze-freeze-list may not use mount point /nonexistent-qga-mount"
+    );
+    assert_eq!(
+        rt.call("guest-fsfreeze-status", None).unwrap().unwrap().to_json(),
+        r#""thawed""#
+    );
+    // Within the grant it freezes, and thaw works.
+    let mut args = qga::qobject::Dict::new();
+    args.insert("mountpoints", Value::List(vec![Value::Str(fs.mnt().into())]));
+    assert_eq!(
+        rt.call("guest-fsfreeze-freeze-list", Some(&args))
+            .unwrap()
+            .unwrap()
+            .to_json(),
+        "1"
+    );
+    assert_eq!(
+        rt.call("guest-fsfreeze-status", None).unwrap().unwrap().to_json(),
+        r#""frozen""#
+    );
+    let thaw = Grant::builtin("guest-fsfreeze-thaw", &|_| None);
+    assert!(thaw.allows_mount(fs.mnt()));
+    assert_eq!(rt.call("guest-fsfreeze-thaw", None).unwrap().unwrap().to_json(), "1");
+}
