@@ -10,6 +10,9 @@ use std::process::{Command, Stdio};
 const FAMILIES: &[&str] = &["system-info", "storage", "file", "exec"];
 /// Test-only families, never embedded.
 const FIXTURES: &[&str] = &["fixture"];
+/// Test-only second builds of a family (crate, family), exposed to tests as
+/// `QGA_TEST_<CRATE>` (the path of the component) for hot-swap tests.
+const FIXTURE_VARIANTS: &[(&str, &str)] = &[("fixture-v2", "fixture")];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -73,6 +76,17 @@ fn main() {
         );
     }
     println!("cargo:rustc-env=QGA_TEST_FIXTURES={}", fixtures.display());
+    for (krate, family) in FIXTURE_VARIANTS {
+        let dir = out.join("fixture-variants").join(krate);
+        std::fs::create_dir_all(&dir).expect("create fixture variant dir");
+        let dest = dir.join(format!("{family}.wasm"));
+        copy(&built.join(format!("{}.wasm", krate.replace('-', "_"))), &dest);
+        println!(
+            "cargo:rustc-env=QGA_TEST_{}={}",
+            krate.to_uppercase().replace('-', "_"),
+            dest.display()
+        );
+    }
 }
 
 fn copy(from: &Path, to: &Path) {

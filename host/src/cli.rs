@@ -90,6 +90,21 @@ pub struct Cli {
     /// the embedded ones
     #[arg(help_heading = "Agent commands", long = "handlers", value_name = "DIR")]
     pub handlers: Option<PathBuf>,
+
+    /// Operator policy (TOML): which commands run and how their grants are
+    /// narrowed (see docs/policy.md); SIGHUP reloads it
+    #[arg(help_heading = "Agent commands", long = "policy", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Append one JSON line per request and per policy/component event to FILE
+    /// (created 0600)
+    #[arg(help_heading = "Agent commands", long = "audit-log", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Reload (as on SIGHUP) when a *.wasm file in the --handlers directory
+    /// changes (checked every second)
+    #[arg(help_heading = "Agent commands", long = "watch-handlers")]
+    pub watch_handlers: bool,
 }
 
 /// qemu-ga parses `-F` with getopt's optional argument: `-F/path` attached,
@@ -125,5 +140,54 @@ pub enum Subcommand {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Inspect and check policies: what each command may do, and why
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// Where `qga policy …` reads the policy and the components from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicySource {
+    /// The policy file (default: the `policy` key of the config file, else
+    /// the built-in compat policy)
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Handlers directory, as the agent's --handlers (default: the
+    /// `handlers` key of the config file)
+    #[arg(long = "handlers", value_name = "DIR")]
+    pub handlers: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Per command: enabled?, component and digest, interfaces imported,
+    /// granted, imported but not granted, effective constraints
+    Audit {
+        /// Stable JSON for tools instead of a table
+        #[arg(long = "json")]
+        json: bool,
+        #[command(flatten)]
+        source: PolicySource,
+    },
+    /// Everything the policy says about one command, and why
+    Explain {
+        #[arg(value_name = "COMMAND")]
+        command: String,
+        /// JSON instead of text
+        #[arg(long = "json")]
+        json: bool,
+        #[command(flatten)]
+        source: PolicySource,
+    },
+    /// Check a policy file: exit 0 if valid, 1 with `file:line: reason` if not
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Also check pins and grants against these components
+        #[arg(long = "handlers", value_name = "DIR")]
+        handlers: Option<PathBuf>,
     },
 }

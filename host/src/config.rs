@@ -79,6 +79,12 @@ pub struct Config {
     pub block_rpcs: Vec<String>,
     pub allow_rpcs: Option<Vec<String>>,
     pub handlers_dir: Option<PathBuf>,
+    /// `--policy FILE` / key `policy`: the operator's policy (TOML).
+    pub policy: Option<PathBuf>,
+    /// `--audit-log FILE` / key `audit-log`.
+    pub audit_log: Option<PathBuf>,
+    /// `--watch-handlers` / key `watch-handlers`.
+    pub watch_handlers: bool,
 }
 
 /// Values found in the key file's `[general]` group.
@@ -96,6 +102,9 @@ struct KeyFile {
     block_rpcs: Option<String>,
     allow_rpcs: Option<String>,
     handlers: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
+    watch_handlers: Option<bool>,
 }
 
 /// qemu-ga's `split_list`: the items of a comma list, last first.
@@ -155,6 +164,9 @@ fn parse_key_file(path: &Path, text: &str) -> Result<KeyFile, ConfigError> {
             "block-rpcs" | "blacklist" => keys.block_rpcs = Some(value.into()),
             "allow-rpcs" => keys.allow_rpcs = Some(value.into()),
             "handlers" => keys.handlers = Some(value.into()),
+            "policy" => keys.policy = Some(value.into()),
+            "audit-log" => keys.audit_log = Some(value.into()),
+            "watch-handlers" => keys.watch_handlers = Some(boolean()?),
             _ => {}
         }
     }
@@ -220,6 +232,9 @@ impl Config {
             block_rpcs,
             allow_rpcs,
             handlers_dir: cli.handlers.clone().or(keys.handlers),
+            policy: cli.policy.clone().or(keys.policy),
+            audit_log: cli.audit_log.clone().or(keys.audit_log),
+            watch_handlers: cli.watch_handlers || keys.watch_handlers.unwrap_or(false),
         })
     }
 
@@ -251,6 +266,15 @@ impl Config {
         }
         if let Some(dir) = &self.handlers_dir {
             key("handlers", &dir.to_string_lossy());
+        }
+        if let Some(policy) = &self.policy {
+            key("policy", &policy.to_string_lossy());
+        }
+        if let Some(audit) = &self.audit_log {
+            key("audit-log", &audit.to_string_lossy());
+        }
+        if self.watch_handlers {
+            key("watch-handlers", "true");
         }
         out
     }

@@ -1,10 +1,14 @@
 //! The one place that routes a request: envelope checks, the command table
-//! (enabled or disabled, host-native or component), and the reply.
+//! (enabled or disabled, host-native or component), the allow/deny decision
+//! (compat flags, then policy), the audit event, and the reply.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
-use crate::protocol::{self, Parsed, QmpError, Request};
+use crate::audit::{AuditLog, RequestEvent};
+use crate::policy::{Decision, Policy};
+use crate::protocol::{self, ErrorClass, Parsed, QmpError, Request};
 use crate::qobject::{Dict, Value};
 
 /// A command a backend (the component runtime) can run.
@@ -21,6 +25,10 @@ pub trait Backend: Send + Sync {
     fn commands(&self) -> Vec<CommandSpec>;
     /// Blocking; called on a blocking thread. `Ok(None)` means no reply.
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError>;
+    /// The sha256 of the component that runs `command` (for the audit log).
+    fn digest(&self, _command: &str) -> Option<String> {
+        None
+    }
     /// Whether filesystems are frozen (guest-fsfreeze-*): then only
     /// [`FREEZE_ALLOWLIST`] runs.
     fn freeze_gate(&self) -> FreezeGate {
@@ -73,7 +81,12 @@ enum Route {
 struct Entry {
     name: String,
     route: Route,
+    /// Not disabled by qemu-ga's compat flags (-b/-a, block-rpcs/allow-rpcs).
     enabled: bool,
+    /// Which compat flag disabled it.
+    disabled_by: Option<&'static str>,
+    /// The policy's verdict.
+    decision: Decision,
     success_response: bool,
 }
 
@@ -135,14 +148,44 @@ pub struct RpcFilter {
 
 impl RpcFilter {
     fn permits(&self, name: &str) -> bool {
-        !self.blocked.contains(name) && self.allowed.as_ref().is_none_or(|allowed| allowed.contains(name))
+        self.disabled_by(name).is_none()
     }
+
+    /// The qemu-ga option that disables `name`, if any (block beats allow).
+    fn disabled_by(&self, name: &str) -> Option<&'static str> {
+        if self.blocked.contains(name) {
+            Some("block-rpcs")
+        } else if self.allowed.as_ref().is_some_and(|allowed| !allowed.contains(name)) {
+            Some("allow-rpcs")
+        } else {
+            None
+        }
+    }
+}
+
+/// One command of the live table, as `qga policy audit` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandState {
+    pub name: String,
+    /// Answered by the host itself (guest-sync, guest-ping, guest-info, …).
+    pub native: bool,
+    /// The compat flag that disables it (`block-rpcs`, `allow-rpcs`).
+    pub disabled_by: Option<&'static str>,
+    pub decision: Decision,
+}
+
+/// One version of the command table, rebuilt when the policy or the
+/// backend's commands change.
+struct Table {
+    entries: Vec<Entry>,
 }
 
 /// The live command table and what answers each command.
 pub struct Dispatcher {
-    entries: Vec<Entry>,
+    table: RwLock<Arc<Table>>,
     backend: Option<Arc<dyn Backend>>,
+    filter: RpcFilter,
+    audit: Option<Arc<AuditLog>>,
     /// Component calls running at once. Handlers are CPU-bound and the
     /// machine has few cores: more in parallel only costs threads and
     /// instance memory. Clients beyond it wait their turn.
@@ -157,6 +200,13 @@ const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// See [`Dispatcher::calls`].
 const MAX_CONCURRENT_CALLS: usize = 8;
 
+/// What the audit log records about one request, filled in while routing.
+struct Trace {
+    decision: &'static str,
+    rule: Option<String>,
+    component: Option<String>,
+}
+
 /// Outcome of one command before it is encoded.
 struct Answer {
     result: Result<Option<Value>, QmpError>,
@@ -164,7 +214,158 @@ struct Answer {
 }
 
 impl Dispatcher {
+    /// A dispatcher with the built-in (compat) policy and no audit log.
     pub fn new(backend: Option<Arc<dyn Backend>>, filter: &RpcFilter) -> Self {
+        let policy = Policy::default();
+        let table = Table::build(backend.as_deref(), filter, &policy);
+        Dispatcher {
+            table: RwLock::new(Arc::new(table)),
+            backend,
+            filter: filter.clone(),
+            audit: None,
+            calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
+            last_trim: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Use `policy` for the allow/deny decision.
+    pub fn with_policy(self, policy: &Policy) -> Self {
+        self.reload(policy);
+        self
+    }
+
+    /// Record every request in `audit`.
+    pub fn with_audit(mut self, audit: Option<Arc<AuditLog>>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// Rebuild the command table from the backend's live commands and
+    /// `policy` (after a hot swap or a policy reload). Requests already
+    /// routed finish with the table they started with.
+    pub fn reload(&self, policy: &Policy) {
+        let table = Arc::new(Table::build(self.backend.as_deref(), &self.filter, policy));
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
+    }
+
+    /// The live table as the operator sees it (for `qga policy audit`).
+    pub fn describe(&self) -> Vec<CommandState> {
+        self.table()
+            .entries
+            .iter()
+            .map(|e| CommandState {
+                name: e.name.clone(),
+                native: matches!(e.route, Route::Native(_)),
+                disabled_by: if e.enabled {
+                    None
+                } else {
+                    Some(e.disabled_by.unwrap_or("unsupported on this platform"))
+                },
+                decision: e.decision.clone(),
+            })
+            .collect()
+    }
+
+    fn table(&self) -> Arc<Table> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Names of every command in the table, in `guest-info` order.
+    pub fn command_names(&self) -> Vec<String> {
+        self.table().entries.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// Answer one parsed message: the reply bytes, or None when the command
+    /// answers nothing.
+    pub async fn handle(&self, parsed: Parsed) -> Option<Vec<u8>> {
+        self.handle_on(parsed, "-").await
+    }
+
+    /// [`Dispatcher::handle`] for a message that came from `channel` (for
+    /// the audit log, e.g. `unix:3`).
+    pub async fn handle_on(&self, parsed: Parsed, channel: &str) -> Option<Vec<u8>> {
+        let start = Instant::now();
+        let mut trace = Trace {
+            decision: "invalid",
+            rule: None,
+            component: None,
+        };
+        let (reply, command, outcome) = self.handle_traced(parsed, &mut trace).await;
+        // Never the arguments: only what the audit log holds too.
+        tracing::debug!(
+            channel,
+            command = command.as_deref().unwrap_or("-"),
+            decision = trace.decision,
+            outcome,
+            "request"
+        );
+        if let Some(audit) = &self.audit {
+            audit.request(&RequestEvent {
+                channel,
+                command: command.as_deref(),
+                decision: trace.decision,
+                rule: trace.rule.as_deref(),
+                component: trace.component.as_deref(),
+                duration: start.elapsed(),
+                outcome,
+            });
+        }
+        reply
+    }
+
+    async fn handle_traced(
+        &self,
+        parsed: Parsed,
+        trace: &mut Trace,
+    ) -> (Option<Vec<u8>>, Option<String>, &'static str) {
+        let value = match parsed {
+            Ok(value) => value,
+            Err(desc) => {
+                let err = QmpError::generic(desc);
+                let outcome = outcome_class(&err);
+                return (Some(protocol::encode_reply(&Err(err), None, false)), None, outcome);
+            }
+        };
+        let request = match protocol::check_request(value) {
+            Ok(request) => request,
+            Err((err, id)) => {
+                let outcome = outcome_class(&err);
+                return (
+                    Some(protocol::encode_reply(&Err(err), id.as_ref(), false)),
+                    None,
+                    outcome,
+                );
+            }
+        };
+        let table = self.table();
+        let answer = self.execute(&table, &request, trace).await;
+        let command = Some(request.command.clone());
+        let result = match answer.result {
+            Ok(None) => return (None, command, "no-reply"),
+            Ok(Some(value)) => Ok(value),
+            Err(err) => Err(err),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(err) => outcome_class(err),
+        };
+        (
+            Some(protocol::encode_reply(&result, request.id.as_ref(), answer.delimited)),
+            command,
+            outcome,
+        )
+    }
+}
+
+fn outcome_class(err: &QmpError) -> &'static str {
+    match err.class {
+        ErrorClass::GenericError => "GenericError",
+        ErrorClass::CommandNotFound => "CommandNotFound",
+    }
+}
+
+impl Table {
+    fn build(backend: Option<&dyn Backend>, filter: &RpcFilter, policy: &Policy) -> Table {
         let mut entries: Vec<Entry> = Vec::new();
         let native = [
             ("guest-sync-delimited", Native::SyncDelimited),
@@ -177,18 +378,22 @@ impl Dispatcher {
                 name: name.into(),
                 route: Route::Native(command),
                 enabled: true,
+                disabled_by: None,
+                decision: policy.decide(name),
                 success_response: true,
             });
         }
-        if let Some(backend) = &backend {
+        if let Some(backend) = backend {
             for spec in backend.commands() {
                 if entries.iter().any(|e| e.name == spec.name) {
                     continue;
                 }
                 entries.push(Entry {
+                    decision: policy.decide(&spec.name),
                     name: spec.name,
                     route: Route::Backend,
                     enabled: true,
+                    disabled_by: None,
                     success_response: spec.success_response,
                 });
             }
@@ -198,10 +403,13 @@ impl Dispatcher {
                 name: "guest-get-devices".into(),
                 route: Route::Unsupported,
                 enabled: false,
+                disabled_by: None,
+                decision: policy.decide("guest-get-devices"),
                 success_response: true,
             });
         }
         for entry in &mut entries {
+            entry.disabled_by = filter.disabled_by(&entry.name);
             entry.enabled &= filter.permits(&entry.name);
         }
         let rank = |name: &str| {
@@ -211,47 +419,20 @@ impl Dispatcher {
                 .unwrap_or(QEMU_GA_ORDER.len())
         };
         entries.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then_with(|| a.name.cmp(&b.name)));
-        Dispatcher {
-            entries,
-            backend,
-            calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
-            last_trim: std::sync::Mutex::new(std::time::Instant::now()),
-        }
+        Table { entries }
     }
+}
 
-    /// Names of every command in the table, in `guest-info` order.
-    pub fn command_names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|e| e.name.as_str())
-    }
-
-    /// Answer one parsed message: the reply bytes, or None when the command
-    /// answers nothing.
-    pub async fn handle(&self, parsed: Parsed) -> Option<Vec<u8>> {
-        let value = match parsed {
-            Ok(value) => value,
-            Err(desc) => {
-                return Some(protocol::encode_reply(&Err(QmpError::generic(desc)), None, false));
-            }
-        };
-        let request = match protocol::check_request(value) {
-            Ok(request) => request,
-            Err((err, id)) => return Some(protocol::encode_reply(&Err(err), id.as_ref(), false)),
-        };
-        let answer = self.execute(&request).await;
-        let result = match answer.result {
-            Ok(None) => return None,
-            Ok(Some(value)) => Ok(value),
-            Err(err) => Err(err),
-        };
-        Some(protocol::encode_reply(&result, request.id.as_ref(), answer.delimited))
-    }
-
-    async fn execute(&self, request: &Request) -> Answer {
+impl Dispatcher {
+    /// Route one request. The gates run in order, each its own step:
+    /// lookup, compat flags, (fsfreeze), policy, then the command itself.
+    async fn execute(&self, table: &Table, request: &Request, trace: &mut Trace) -> Answer {
         let plain = |result| Answer {
             result,
             delimited: false,
         };
-        let Some(entry) = self.entries.iter().find(|e| e.name == request.command) else {
+        let Some(entry) = table.entries.iter().find(|e| e.name == request.command) else {
+            trace.decision = "not-found";
             return plain(Err(QmpError::not_found(format!(
                 "The command {} has not been found",
                 request.command
@@ -260,17 +441,14 @@ impl Dispatcher {
         let gate = self.freeze_gate();
         // A freeze of this agent re-disables blocked commands with its reason.
         let frozen_reason = gate == FreezeGate::Frozen && frozen_out(gate, &entry.name);
-        if !entry.enabled && !frozen_reason {
-            return plain(Err(QmpError::not_found(format!(
-                "Command {} has been disabled",
-                entry.name
-            ))));
+        if !frozen_reason && let Err(err) = compat_gate(entry, trace) {
+            return plain(Err(err));
         }
-        if frozen_out(gate, &entry.name) {
-            return plain(Err(QmpError::not_found(format!(
-                "Command {} has been disabled: the agent is in frozen state",
-                entry.name
-            ))));
+        if let Err(err) = freeze_step(gate, entry, trace) {
+            return plain(Err(err));
+        }
+        if let Err(err) = policy_gate(entry, trace) {
+            return plain(Err(err));
         }
         let args = request.arguments.as_ref();
         match entry.route {
@@ -284,7 +462,10 @@ impl Dispatcher {
                 },
                 Err(err) => plain(Err(err)),
             },
-            Route::Backend => plain(self.call_backend(&entry.name, args).await),
+            Route::Backend => {
+                trace.component = self.backend.as_ref().and_then(|b| b.digest(&entry.name));
+                plain(self.call_backend(&entry.name, args).await)
+            }
             Route::Unsupported => plain(Err(QmpError::not_found(format!(
                 "Command {} has been disabled",
                 entry.name
@@ -326,17 +507,19 @@ impl Dispatcher {
         self.backend.as_ref().map_or(FreezeGate::Thawed, |b| b.freeze_gate())
     }
 
-    /// `guest-info`: built from the live table.
+    /// `guest-info`: built from the live table. A command the policy denies
+    /// is listed as not enabled.
     fn info(&self) -> Value {
         let gate = self.freeze_gate();
         let commands = self
+            .table()
             .entries
             .iter()
             .map(|e| {
                 Value::Dict(
                     Dict::new()
                         .with("name", e.name.as_str())
-                        .with("enabled", e.enabled && !frozen_out(gate, &e.name))
+                        .with("enabled", e.enabled && !frozen_out(gate, &e.name) && e.decision.allowed)
                         .with("success-response", e.success_response),
                 )
             })
@@ -349,12 +532,51 @@ impl Dispatcher {
     }
 }
 
+/// Step: qemu-ga's compat flags (-b/-a, block-rpcs/allow-rpcs). A command
+/// they disable answers exactly as qemu-ga 7.2 does.
+fn compat_gate(entry: &Entry, trace: &mut Trace) -> Result<(), QmpError> {
+    if entry.enabled {
+        return Ok(());
+    }
+    trace.decision = "disabled";
+    trace.rule = Some(entry.disabled_by.unwrap_or("unsupported on this platform").to_owned());
+    Err(QmpError::not_found(format!("Command {} has been disabled", entry.name)))
+}
+
+/// Step: the freeze gate (frozen state beats the policy): while frozen only
+/// qemu-ga's allowlist runs.
+fn freeze_step(gate: FreezeGate, entry: &Entry, trace: &mut Trace) -> Result<(), QmpError> {
+    if !frozen_out(gate, &entry.name) {
+        return Ok(());
+    }
+    trace.decision = "frozen";
+    trace.rule = Some("fsfreeze allowlist".to_owned());
+    Err(QmpError::not_found(format!(
+        "Command {} has been disabled: the agent is in frozen state",
+        entry.name
+    )))
+}
+
 /// The freeze gate: frozen, and not on qemu-ga's allowlist.
 fn frozen_out(gate: FreezeGate, name: &str) -> bool {
     match gate {
         FreezeGate::Thawed => false,
         FreezeGate::Frozen | FreezeGate::FrozenAtStart => !FREEZE_ALLOWLIST.contains(&name),
     }
+}
+
+/// Step: the operator's policy. A denial names the rule that made it.
+fn policy_gate(entry: &Entry, trace: &mut Trace) -> Result<(), QmpError> {
+    trace.rule = Some(entry.decision.rule.clone());
+    if entry.decision.allowed {
+        trace.decision = "allow";
+        return Ok(());
+    }
+    trace.decision = "deny";
+    Err(QmpError::generic(format!(
+        "Command {} is denied by policy rule {}",
+        entry.name, entry.decision.rule
+    )))
 }
 
 /// The input visitor's check for a command without arguments.

@@ -2,12 +2,15 @@
 //! sandboxes. The binary is `main.rs`; everything else lives here so tests
 //! and tools can use it.
 
+pub mod audit;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod dispatch;
 pub mod pidfile;
+pub mod policy;
+pub mod policy_report;
 pub mod protocol;
 pub mod qobject;
 pub mod runtime;

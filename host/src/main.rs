@@ -4,11 +4,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use qga::cli::{self, Cli, Subcommand};
+use qga::audit::AuditLog;
+use qga::cli::{self, Cli, PolicyCommand, PolicySource, Subcommand};
 use qga::config::{self, Config};
 use qga::dispatch::{Dispatcher, RpcFilter};
 use qga::pidfile::Pidfile;
-use qga::runtime::{Runtime, RuntimeConfig};
+use qga::policy::Policy;
+use qga::runtime::{ComponentEvent, Runtime, RuntimeConfig};
+use serde_json::{Map, Value as Json, json};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -20,9 +23,7 @@ fn main() -> ExitCode {
         println!("qga {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let config_file =
-        std::env::var_os("QGA_CONF").map_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_FILE), PathBuf::from);
-    let config = match Config::load(&cli, &config_file) {
+    let config = match Config::load(&cli, &config_file()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("qga: {e}");
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
     };
     if config.block_rpcs.iter().any(|c| c == "help") || config.allow_rpcs.iter().flatten().any(|c| c == "help") {
         let dispatcher = Dispatcher::new(None, &RpcFilter::default());
-        for name in dispatcher.command_names() {
+        for name in &dispatcher.command_names() {
             println!("{name}");
         }
         return ExitCode::SUCCESS;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
 fn run_subcommand(command: &Subcommand) -> ExitCode {
     match command {
         Subcommand::Compile { out_dir, handlers } => compile(out_dir, handlers.clone()),
+        Subcommand::Policy { command } => policy_command(command),
         Subcommand::Manpage => {
             let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
             match page.render(&mut std::io::stdout()) {
@@ -66,6 +68,113 @@ fn run_subcommand(command: &Subcommand) -> ExitCode {
         Subcommand::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "qga", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn config_file() -> PathBuf {
+    std::env::var_os("QGA_CONF").map_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_FILE), PathBuf::from)
+}
+
+/// The agent's view for `qga policy …`: the config file's compat flags,
+/// handlers and policy keys, overridden by the subcommand's options.
+fn policy_view(source: &PolicySource) -> Result<(Policy, Dispatcher, Arc<Runtime>), String> {
+    let cli = Cli::parse_from(["qga"]);
+    let config = Config::load(&cli, &config_file()).map_err(|e| e.to_string())?;
+    let policy_path = source.policy.clone().or(config.policy.clone());
+    let policy = match &policy_path {
+        Some(path) => Policy::load(path).map_err(|e| e.to_string())?,
+        None => Policy::default(),
+    };
+    let mut rc = RuntimeConfig::new(std::env::temp_dir());
+    rc.background_compile = false;
+    rc.handlers_dir = source.handlers.clone().or(config.handlers_dir.clone());
+    rc.policy = Arc::new(policy.clone());
+    let runtime = Arc::new(Runtime::new(rc).map_err(|e| e.to_string())?);
+    let filter = RpcFilter {
+        blocked: config.block_rpcs.iter().cloned().collect(),
+        allowed: config.allow_rpcs.as_ref().map(|l| l.iter().cloned().collect()),
+    };
+    let backend: Arc<dyn qga::dispatch::Backend> = runtime.clone();
+    let dispatcher = Dispatcher::new(Some(backend), &filter).with_policy(&policy);
+    Ok((policy, dispatcher, runtime))
+}
+
+fn policy_command(command: &PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Audit { json, source } => match policy_view(source) {
+            Ok((policy, dispatcher, runtime)) => {
+                let report = qga::policy_report::audit_json(&policy, &dispatcher, &runtime);
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                } else {
+                    print!("{}", qga::policy_report::audit_table(&report));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("qga policy audit: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        PolicyCommand::Explain { command, json, source } => match policy_view(source) {
+            Ok((policy, dispatcher, runtime)) => {
+                let families = runtime.families();
+                let Some(state) = dispatcher.describe().into_iter().find(|s| &s.name == command) else {
+                    eprintln!("qga policy explain: no command {command} (see `qga policy audit`)");
+                    return ExitCode::FAILURE;
+                };
+                let report = qga::policy_report::command_report(&state, &runtime, &families, policy.ungranted);
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                } else {
+                    print!("{}", qga::policy_report::explain_text(&report));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("qga policy explain: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        PolicyCommand::Check { file, handlers } => {
+            let policy = match Policy::load(file) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(dir) = handlers {
+                let source = PolicySource {
+                    policy: Some(file.clone()),
+                    handlers: Some(dir.clone()),
+                };
+                match policy_view(&source) {
+                    Ok((_, _, runtime)) => {
+                        for f in runtime.families() {
+                            for c in &f.commands {
+                                if let Err(e) = runtime.grant(c) {
+                                    eprintln!("{}: {c}: {e}", file.display());
+                                    return ExitCode::FAILURE;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{}: {e}", file.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            println!(
+                "{}: ok (preset {}, {} command rules, {} pinned components)",
+                file.display(),
+                policy.preset.name(),
+                policy.commands.len(),
+                policy.components.values().filter(|c| c.sha256.is_some()).count()
+            );
             ExitCode::SUCCESS
         }
     }
@@ -111,6 +220,10 @@ enum AgentError {
     Transport(#[from] qga::transport::TransportError),
     #[error(transparent)]
     Runtime(#[from] qga::runtime::RuntimeError),
+    #[error(transparent)]
+    Policy(#[from] qga::policy::PolicyError),
+    #[error(transparent)]
+    Audit(#[from] qga::audit::AuditError),
 }
 
 fn init_logging(config: &Config) -> Result<(), AgentError> {
@@ -171,11 +284,50 @@ fn run(config: Config) -> Result<(), AgentError> {
         blocked: config.block_rpcs.iter().cloned().collect(),
         allowed: config.allow_rpcs.as_ref().map(|list| list.iter().cloned().collect()),
     };
+    let policy = match &config.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    let audit = match &config.audit_log {
+        Some(path) => Some(Arc::new(AuditLog::open(path)?)),
+        None => None,
+    };
     let mut runtime_config = RuntimeConfig::new(&config.statedir);
     runtime_config.handlers_dir = config.handlers_dir.clone();
     runtime_config.fsfreeze_hook = config.fsfreeze_hook.clone();
-    let handlers: Arc<dyn qga::dispatch::Backend> = Arc::new(Runtime::new(runtime_config)?);
-    let dispatcher = Arc::new(Dispatcher::new(Some(handlers), &filter));
+    runtime_config.policy = Arc::new(policy.clone());
+    let runtime = match Runtime::new(runtime_config.clone()) {
+        Ok(runtime) => Arc::new(runtime),
+        Err(e) => {
+            if let Some(audit) = &audit {
+                audit.event("component-reject", fields(json!({"reason": e.to_string()})));
+            }
+            return Err(e.into());
+        }
+    };
+    tracing::info!("policy: {} (preset {})", policy.source_name(), policy.preset.name());
+    if let Some(audit) = &audit {
+        audit.event("policy-load", policy_fields(&policy));
+        for f in runtime.families() {
+            audit.event(
+                "component-load",
+                fields(json!({"family": f.family, "sha256": f.digest})),
+            );
+        }
+    }
+    let handlers: Arc<dyn qga::dispatch::Backend> = runtime.clone();
+    let dispatcher = Arc::new(
+        Dispatcher::new(Some(handlers), &filter)
+            .with_policy(&policy)
+            .with_audit(audit.clone()),
+    );
+    let reloader = Reloader {
+        config: config.clone(),
+        base: runtime_config,
+        runtime,
+        dispatcher: dispatcher.clone(),
+        audit,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(64)
@@ -186,10 +338,175 @@ fn run(config: Config) -> Result<(), AgentError> {
     runtime.block_on(async {
         let mut terminate = signal(SignalKind::terminate()).map_err(AgentError::EventLoop)?;
         let mut interrupt = signal(SignalKind::interrupt()).map_err(AgentError::EventLoop)?;
+        let mut hangup = signal(SignalKind::hangup()).map_err(AgentError::EventLoop)?;
+        let reloader = Arc::new(reloader);
+        let reloads = async {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading policy and components");
+                let r = reloader.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || r.reload()).await {
+                    tracing::error!("reload failed: {e}");
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let watch = async {
+            match config.handlers_dir.clone().filter(|_| config.watch_handlers) {
+                Some(dir) => watch_handlers(dir, reloader.clone()).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
+            () = reloads => Ok(()),
+            () = watch => Ok(()),
             result = qga::transport::run(&config, dispatcher) => result.map_err(AgentError::from),
             _ = terminate.recv() => { tracing::info!("terminating on SIGTERM"); Ok(()) }
             _ = interrupt.recv() => { tracing::info!("terminating on SIGINT"); Ok(()) }
         }
     })
+}
+
+fn fields(value: Json) -> Map<String, Json> {
+    match value {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn policy_fields(policy: &Policy) -> Map<String, Json> {
+    fields(json!({
+        "source": policy.source_name(),
+        "preset": policy.preset.name(),
+        "command-rules": policy.commands.len(),
+    }))
+}
+
+/// The `*.wasm` files of a handlers directory: name, size, mtime.
+fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `--watch-handlers`: poll the handlers directory every second; reload
+/// once a change has been stable for one poll (a copy in progress is not
+/// loaded half-written: it would be rejected anyway, and retried).
+async fn watch_handlers(dir: PathBuf, reloader: Arc<Reloader>) {
+    let mut seen = fingerprint(&dir);
+    let mut pending: Option<Vec<_>> = None;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = fingerprint(&dir);
+        if now == seen {
+            pending = None;
+            continue;
+        }
+        if pending.as_ref() != Some(&now) {
+            pending = Some(now);
+            continue;
+        }
+        tracing::info!("handlers directory {} changed: reloading", dir.display());
+        seen = now;
+        pending = None;
+        let r = reloader.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || r.reload()).await {
+            tracing::error!("reload failed: {e}");
+        }
+    }
+}
+
+/// What SIGHUP reloads: the policy file, then the components under it.
+struct Reloader {
+    config: Config,
+    base: RuntimeConfig,
+    runtime: Arc<Runtime>,
+    dispatcher: Arc<Dispatcher>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+impl Reloader {
+    /// Blocking (components are compiled before the switch). An invalid
+    /// policy changes nothing: the last good policy and components stay.
+    fn reload(&self) {
+        let audit = |event: &str, f: Map<String, Json>| {
+            if let Some(a) = &self.audit {
+                a.event(event, f);
+            }
+        };
+        let policy = match &self.config.policy {
+            Some(path) => match Policy::load(path) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    tracing::error!("policy reload rejected, keeping the last good policy: {e}");
+                    audit("policy-reject", fields(json!({"reason": e.to_string()})));
+                    return;
+                }
+            },
+            None => Policy::default(),
+        };
+        let mut config = self.base.clone();
+        config.policy = Arc::new(policy.clone());
+        config.background_compile = false;
+        let events = match self.runtime.reload(config) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!("reload failed, nothing changed: {e}");
+                audit("reload-failed", fields(json!({"reason": e.to_string()})));
+                return;
+            }
+        };
+        for event in events {
+            match event {
+                ComponentEvent::Loaded { family, digest } => {
+                    tracing::info!("component {family} loaded (sha256 {digest})");
+                    audit("component-load", fields(json!({"family": family, "sha256": digest})));
+                }
+                ComponentEvent::Swapped { family, old, new } => {
+                    tracing::info!("component {family} swapped: sha256 {old} -> {new}");
+                    audit(
+                        "component-swap",
+                        fields(json!({"family": family, "old-sha256": old, "sha256": new})),
+                    );
+                }
+                ComponentEvent::Rejected {
+                    family,
+                    digest,
+                    reason,
+                    kept,
+                } => {
+                    tracing::error!(
+                        "component {family} (sha256 {digest}) rejected: {reason}; {}",
+                        kept.as_deref()
+                            .map_or("the family is not loaded".to_owned(), |k| format!(
+                                "sha256 {k} keeps serving"
+                            ))
+                    );
+                    audit(
+                        "component-reject",
+                        fields(json!({"family": family, "sha256": digest, "reason": reason, "kept-sha256": kept})),
+                    );
+                }
+                ComponentEvent::Removed { family, digest } => {
+                    tracing::info!("component {family} removed (sha256 {digest})");
+                    audit("component-remove", fields(json!({"family": family, "sha256": digest})));
+                }
+            }
+        }
+        self.dispatcher.reload(&policy);
+        tracing::info!(
+            "policy reloaded: {} (preset {})",
+            policy.source_name(),
+            policy.preset.name()
+        );
+        audit("policy-reload", policy_fields(&policy));
+    }
 }

@@ -15,7 +15,7 @@ pub mod sys;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use crate::capabilities::freeze::FreezeState;
 use crate::capabilities::{CallCtx, Capability, Denied, Grant, HostState};
 use crate::convert::Signature;
 use crate::dispatch::{Backend, CommandSpec};
+use crate::policy::{Policy, Ungranted};
 use crate::protocol::{ErrorClass, QmpError};
 use crate::qobject::{Dict, Value};
 use limits::{CallLimiter, MemoryLimitHit};
@@ -64,6 +65,9 @@ pub struct RuntimeConfig {
     /// Host state (open files, children) to keep from a previous runtime,
     /// e.g. across a reload; None loads it from `state_dir`.
     pub host_state: Option<Arc<HostState>>,
+    /// The operator's policy: narrows every grant, pins component digests,
+    /// says what to do with ungranted imports.
+    pub policy: Arc<Policy>,
     /// `-F`/`fsfreeze-hook`: the hook run with `freeze` and `thaw`.
     pub fsfreeze_hook: Option<PathBuf>,
 }
@@ -78,6 +82,7 @@ impl RuntimeConfig {
             background_compile: true,
             grants: BTreeMap::new(),
             host_state: None,
+            policy: Arc::new(Policy::default()),
             fsfreeze_hook: None,
         }
     }
@@ -105,9 +110,44 @@ pub enum RuntimeError {
     Engine(String),
     #[error("family {family}: {reason}")]
     Compile { family: String, reason: String },
+    #[error("component for family {family} has sha256 {digest}, but the policy pins {pinned}")]
+    PinMismatch {
+        family: String,
+        digest: String,
+        pinned: String,
+    },
+}
+
+/// What a (re)load did to one family, for the log and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentEvent {
+    /// A family loaded for the first time.
+    Loaded { family: String, digest: String },
+    /// A family replaced by a new build.
+    Swapped { family: String, old: String, new: String },
+    /// A candidate refused; `kept` is the digest still serving, if any.
+    Rejected {
+        family: String,
+        digest: String,
+        reason: String,
+        kept: Option<String>,
+    },
+    /// A family no longer present.
+    Removed { family: String, digest: String },
+}
+
+/// One loaded family as `qga policy audit` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyInfo {
+    pub family: String,
+    pub digest: String,
+    pub commands: Vec<String>,
+    /// Every interface the component imports (WASI and capabilities).
+    pub imports: Vec<String>,
 }
 
 /// A family's component bytes and where they came from.
+#[derive(Clone)]
 struct Source {
     family: String,
     bytes: Arc<[u8]>,
@@ -117,7 +157,9 @@ struct Source {
 
 /// A compiled family, with each command ready to instantiate.
 struct Loaded {
-    commands: HashMap<String, Arc<Prepared>>,
+    /// A command whose grant or linking failed (ungranted-imports =
+    /// "refuse") holds its reason: only that command is unavailable.
+    commands: HashMap<String, Result<Arc<Prepared>, String>>,
 }
 
 struct Prepared {
@@ -131,6 +173,7 @@ struct Prepared {
 struct Family {
     source: Source,
     commands: Vec<CommandSpec>,
+    imports: Vec<String>,
     loaded: OnceLock<Result<Arc<Loaded>, String>>,
 }
 
@@ -140,6 +183,9 @@ struct Ticker {
     thread: OnceLock<std::thread::Thread>,
 }
 
+/// One generation of the runtime: the families and the config they were
+/// loaded with. A reload builds a new one and swaps it in; calls in flight
+/// keep their `Arc` to the old one and finish there.
 struct Inner {
     engine: Engine,
     engine_key: String,
@@ -148,12 +194,18 @@ struct Inner {
     config: RuntimeConfig,
     ticker: Arc<Ticker>,
     state: Arc<HostState>,
+    /// Compiled components by digest, shared by every generation, so a
+    /// reload that changes only the policy re-links without recompiling.
+    compiled: Arc<Mutex<HashMap<String, Component>>>,
+    /// Survives every swap.
     freeze: Arc<FreezeState>,
 }
 
 /// The component runtime. `Send + Sync`; share it as `Arc<Runtime>`.
 pub struct Runtime {
-    inner: Arc<Inner>,
+    current: RwLock<Arc<Inner>>,
+    /// Serializes reloads.
+    reloading: Mutex<()>,
     ticker_thread: Option<JoinHandle<()>>,
 }
 
@@ -262,6 +314,29 @@ fn exported_commands(family: &str, bytes: &[u8]) -> Result<Vec<CommandSpec>, Str
     Ok(commands)
 }
 
+/// Every interface a component imports (its top-level import section).
+fn imported_interfaces(bytes: &[u8]) -> Result<Vec<String>, String> {
+    use wasmtime::wasmparser::{Parser, Payload};
+    let mut depth = 0usize;
+    let mut out = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("not a valid component: {e}"))? {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let import = import.map_err(|e| format!("not a valid component: {e}"))?;
+                    out.push(import.name.name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 fn spawn_ticker(engine: Engine, ticker: Arc<Ticker>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("qga-epoch".into()).spawn(move || {
         let _ = ticker.thread.set(std::thread::current());
@@ -278,58 +353,40 @@ fn spawn_ticker(engine: Engine, ticker: Arc<Ticker>) -> std::io::Result<JoinHand
 
 impl Runtime {
     /// Read the components and their command lists; compilation happens on
-    /// first use or on a background thread, never here.
+    /// first use or on a background thread, never here. A component that
+    /// fails its checks (export types, pinned digest) fails the start.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let engine = engine()?;
         let engine_key = cache::engine_key(&engine);
-        let mut families = Vec::new();
-        let mut by_command: HashMap<String, usize> = HashMap::new();
-        for source in sources(&config)? {
-            let commands =
-                exported_commands(&source.family, &source.bytes).map_err(|reason| RuntimeError::BadComponent {
-                    family: source.family.clone(),
-                    reason,
-                })?;
-            for c in &commands {
-                if let Some(&other) = by_command.get(&c.name) {
-                    let first: &Family = &families[other];
-                    return Err(RuntimeError::DuplicateCommand {
-                        command: c.name.clone(),
-                        first: first.source.family.clone(),
-                        second: source.family.clone(),
-                    });
-                }
-                by_command.insert(c.name.clone(), families.len());
-            }
-            families.push(Family {
-                source,
-                commands,
-                loaded: OnceLock::new(),
-            });
-        }
         let ticker = Arc::new(Ticker {
             active: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             thread: OnceLock::new(),
         });
-        let ticker_thread = spawn_ticker(engine.clone(), ticker.clone())
-            .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
         let background = config.background_compile;
         let state = match &config.host_state {
             Some(s) => s.clone(),
             None => Arc::new(HostState::new(&config.state_dir)),
         };
         let freeze = Arc::new(FreezeState::load(&config.state_dir, config.fsfreeze_hook.clone()));
-        let inner = Arc::new(Inner {
+        let mut inner = Inner {
             state,
-            engine,
+            engine: engine.clone(),
             engine_key,
-            families,
-            by_command,
+            families: Vec::new(),
+            by_command: HashMap::new(),
             config,
-            ticker,
+            ticker: ticker.clone(),
+            compiled: Arc::new(Mutex::new(HashMap::new())),
             freeze,
-        });
+        };
+        for source in sources(&inner.config)? {
+            let family = inner.verify(source)?;
+            inner.add(family)?;
+        }
+        let ticker_thread = spawn_ticker(engine, ticker)
+            .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
+        let inner = Arc::new(inner);
         if background && !inner.families.is_empty() {
             let weak = Arc::downgrade(&inner);
             let _ = std::thread::Builder::new().name("qga-compile".into()).spawn(move || {
@@ -345,16 +402,112 @@ impl Runtime {
             });
         }
         Ok(Runtime {
-            inner,
+            current: RwLock::new(inner),
+            reloading: Mutex::new(()),
             ticker_thread: Some(ticker_thread),
         })
+    }
+
+    /// The live generation.
+    fn current(&self) -> Arc<Inner> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Hot swap: read the components again with `config` (its policy and
+    /// pins), verify each (export types, pinned digest), compile and
+    /// pre-instantiate every command, then switch atomically. A candidate
+    /// that fails is rejected and the family's previous build keeps serving
+    /// (under the new grants). Calls in flight finish on the old generation.
+    /// Errors only when the handlers directory cannot be read; then nothing
+    /// changes.
+    pub fn reload(&self, config: RuntimeConfig) -> Result<Vec<ComponentEvent>, RuntimeError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current();
+        let candidates = sources(&config)?;
+        let mut next = Inner {
+            engine: old.engine.clone(),
+            engine_key: old.engine_key.clone(),
+            families: Vec::new(),
+            by_command: HashMap::new(),
+            config,
+            ticker: old.ticker.clone(),
+            compiled: old.compiled.clone(),
+            state: old.state.clone(),
+            freeze: old.freeze.clone(),
+        };
+        let mut events = Vec::new();
+        for source in candidates {
+            let name = source.family.clone();
+            let digest = source.digest.clone();
+            let previous = old.families.iter().find(|f| f.source.family == name);
+            let accepted = next.verify(source).map_err(|e| e.to_string()).and_then(|family| {
+                next.preload(&family)?;
+                Ok(family)
+            });
+            let family = match accepted {
+                Ok(family) => {
+                    match previous {
+                        None => events.push(ComponentEvent::Loaded {
+                            family: name.clone(),
+                            digest: digest.clone(),
+                        }),
+                        Some(p) if p.source.digest != digest => events.push(ComponentEvent::Swapped {
+                            family: name.clone(),
+                            old: p.source.digest.clone(),
+                            new: digest.clone(),
+                        }),
+                        Some(_) => {}
+                    }
+                    Some(family)
+                }
+                Err(reason) => {
+                    events.push(ComponentEvent::Rejected {
+                        family: name.clone(),
+                        digest: digest.clone(),
+                        reason,
+                        kept: previous.map(|p| p.source.digest.clone()),
+                    });
+                    // The old build keeps serving, linked with the new grants.
+                    previous.map(|p| {
+                        let family = Family {
+                            source: p.source.clone(),
+                            commands: p.commands.clone(),
+                            imports: p.imports.clone(),
+                            loaded: OnceLock::new(),
+                        };
+                        let _ = next.preload(&family);
+                        family
+                    })
+                }
+            };
+            if let Some(family) = family
+                && let Err(e) = next.add(family)
+            {
+                events.push(ComponentEvent::Rejected {
+                    family: name.clone(),
+                    digest,
+                    reason: e.to_string(),
+                    kept: None,
+                });
+            }
+        }
+        for f in &old.families {
+            if !next.families.iter().any(|n| n.source.family == f.source.family) {
+                events.push(ComponentEvent::Removed {
+                    family: f.source.family.clone(),
+                    digest: f.source.digest.clone(),
+                });
+            }
+        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        Ok(events)
     }
 
     /// Every command of every family, families in load order (embedded
     /// first, then the handlers directory by file name), each in its
     /// interface's order.
     pub fn commands(&self) -> Vec<CommandSpec> {
-        self.inner
+        self.current()
             .families
             .iter()
             .flat_map(|f| f.commands.iter().cloned())
@@ -364,13 +517,43 @@ impl Runtime {
     /// The host state shared by every call (open files, children): hand it
     /// to a replacement runtime through [`RuntimeConfig::host_state`].
     pub fn host_state(&self) -> Arc<HostState> {
-        self.inner.state.clone()
+        self.current().state.clone()
+    }
+
+    /// The loaded families, their digests, commands and imports.
+    pub fn families(&self) -> Vec<FamilyInfo> {
+        self.current()
+            .families
+            .iter()
+            .map(|f| FamilyInfo {
+                family: f.source.family.clone(),
+                digest: f.source.digest.clone(),
+                commands: f.commands.iter().map(|c| c.name.clone()).collect(),
+                imports: f.imports.clone(),
+            })
+            .collect()
+    }
+
+    /// The effective grant of a command (built-in or configured, narrowed by
+    /// the policy), or why it has none.
+    pub fn grant(&self, command: &str) -> Result<Grant, String> {
+        self.current().grant_for(command)
+    }
+
+    /// The sha256 of the component that runs `command`.
+    pub fn digest_of(&self, command: &str) -> Option<String> {
+        let inner = self.current();
+        inner
+            .by_command
+            .get(command)
+            .map(|&i| inner.families[i].source.digest.clone())
     }
 
     /// Compile (or load from cache) every family now; the first error.
     pub fn load_all(&self) -> Result<(), RuntimeError> {
-        for (i, f) in self.inner.families.iter().enumerate() {
-            self.inner.load(i).map_err(|reason| RuntimeError::Compile {
+        let inner = self.current();
+        for (i, f) in inner.families.iter().enumerate() {
+            inner.load(i).map_err(|reason| RuntimeError::Compile {
                 family: f.source.family.clone(),
                 reason,
             })?;
@@ -380,23 +563,26 @@ impl Runtime {
 
     /// Run one command in a fresh instance. Blocking.
     pub fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
-        let Some(&family) = self.inner.by_command.get(command) else {
+        let inner = self.current();
+        let Some(&family) = inner.by_command.get(command) else {
             return Err(QmpError {
                 class: ErrorClass::CommandNotFound,
                 desc: format!("The command {command} has not been found"),
             });
         };
-        let loaded = self
-            .inner
+        let loaded = inner
             .load(family)
             .map_err(|reason| QmpError::generic(format!("{command}: handler unavailable: {reason}")))?;
-        let prepared = loaded
-            .commands
-            .get(command)
-            .ok_or_else(|| QmpError::generic(format!("{command}: handler unavailable")))?;
+        let prepared = match loaded.commands.get(command) {
+            Some(Ok(prepared)) => prepared,
+            Some(Err(reason)) => {
+                return Err(QmpError::generic(format!("{command}: handler unavailable: {reason}")));
+            }
+            None => return Err(QmpError::generic(format!("{command}: handler unavailable"))),
+        };
         let params = prepared.signature.params_from_json(arguments)?;
-        let _active = Active::enter(&self.inner.ticker);
-        self.inner.run(prepared, &params)
+        let _active = Active::enter(&inner.ticker);
+        inner.run(prepared, &params)
     }
 }
 
@@ -409,19 +595,24 @@ impl Backend for Runtime {
         Runtime::call(self, command, arguments)
     }
 
+    fn digest(&self, command: &str) -> Option<String> {
+        self.digest_of(command)
+    }
+
     fn freeze_gate(&self) -> crate::dispatch::FreezeGate {
-        self.inner.freeze.gate()
+        self.current().freeze.gate()
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.inner.ticker.stop.store(true, Ordering::Release);
-        if let Some(t) = self.inner.ticker.thread.get() {
+        let ticker = self.current().ticker.clone();
+        ticker.stop.store(true, Ordering::Release);
+        if let Some(t) = ticker.thread.get() {
             t.unpark();
         }
         if let Some(handle) = self.ticker_thread.take() {
-            if let Some(t) = self.inner.ticker.thread.get() {
+            if let Some(t) = ticker.thread.get() {
                 t.unpark();
             }
             let _ = handle.join();
@@ -466,6 +657,59 @@ fn human_bytes(n: usize) -> String {
 }
 
 impl Inner {
+    /// Check a candidate: its export types and the policy's pin.
+    fn verify(&self, source: Source) -> Result<Family, RuntimeError> {
+        let bad = |reason| RuntimeError::BadComponent {
+            family: source.family.clone(),
+            reason,
+        };
+        let commands = exported_commands(&source.family, &source.bytes).map_err(bad)?;
+        let imports = imported_interfaces(&source.bytes).map_err(bad)?;
+        if let Some(pinned) = self.config.policy.pin(&source.family)
+            && pinned != source.digest
+        {
+            return Err(RuntimeError::PinMismatch {
+                family: source.family.clone(),
+                digest: source.digest.clone(),
+                pinned: pinned.to_owned(),
+            });
+        }
+        Ok(Family {
+            source,
+            commands,
+            imports,
+            loaded: OnceLock::new(),
+        })
+    }
+
+    /// Add a verified family to this (not yet shared) generation.
+    fn add(&mut self, family: Family) -> Result<(), RuntimeError> {
+        for c in &family.commands {
+            if let Some(&other) = self.by_command.get(&c.name) {
+                return Err(RuntimeError::DuplicateCommand {
+                    command: c.name.clone(),
+                    first: self.families[other].source.family.clone(),
+                    second: family.source.family.clone(),
+                });
+            }
+        }
+        for c in &family.commands {
+            self.by_command.insert(c.name.clone(), self.families.len());
+        }
+        self.families.push(family);
+        Ok(())
+    }
+
+    /// Compile and pre-instantiate a family now (hot swap loads everything
+    /// before switching).
+    fn preload(&self, family: &Family) -> Result<(), String> {
+        family
+            .loaded
+            .get_or_init(|| self.load_uncached(family).map(Arc::new))
+            .clone()
+            .map(|_| ())
+    }
+
     fn load(&self, family: usize) -> Result<Arc<Loaded>, String> {
         self.families[family]
             .loaded
@@ -474,6 +718,16 @@ impl Inner {
     }
 
     fn component(&self, source: &Source) -> Result<Component, String> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = compiled.get(&source.digest) {
+            return Ok(c.clone());
+        }
+        let c = self.component_uncached(source)?;
+        compiled.insert(source.digest.clone(), c.clone());
+        Ok(c)
+    }
+
+    fn component_uncached(&self, source: &Source) -> Result<Component, String> {
         let cache_dir = self.config.cache_dir();
         let mut dirs: Vec<&Path> = Vec::new();
         if let Some(d) = &self.config.precompiled_dir {
@@ -527,11 +781,12 @@ impl Inner {
         Err(msg)
     }
 
-    fn grant_for(&self, command: &str) -> Grant {
-        match self.config.grants.get(command) {
+    fn grant_for(&self, command: &str) -> Result<Grant, String> {
+        let base = match self.config.grants.get(command) {
             Some(g) => g.clone(),
             None => Grant::builtin(command, &|k| std::env::var(k).ok()),
-        }
+        };
+        self.config.policy.grant(command, base)
     }
 
     fn load_uncached(&self, family: &Family) -> Result<Loaded, String> {
@@ -570,23 +825,23 @@ impl Inner {
             let export = component
                 .get_export_index(Some(&iface_index), name)
                 .ok_or_else(|| format!("missing export {name}"))?;
-            let grant = Arc::new(self.grant_for(name));
-            let linker = self
-                .linker(&component, name, &grant)
-                .map_err(|e| format!("{name}: cannot link: {e:#}"))?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .map_err(|e| format!("{name}: cannot link: {e:#}"))?;
-            commands.insert(
-                name.to_owned(),
-                Arc::new(Prepared {
+            let prepared = self.grant_for(name).and_then(|grant| {
+                let grant = Arc::new(grant);
+                let linker = self
+                    .linker(&component, name, &grant)
+                    .map_err(|e| format!("cannot link: {e:#}"))?;
+                let pre = linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| format!("cannot link: {e:#}"))?;
+                Ok(Arc::new(Prepared {
                     command: Arc::from(name),
                     pre,
                     export,
                     signature,
                     grant,
-                }),
-            );
+                }))
+            });
+            commands.insert(name.to_owned(), prepared);
         }
         Ok(Loaded { commands })
     }
@@ -610,6 +865,14 @@ impl Inner {
             };
             if granted {
                 continue;
+            }
+            let has_functions = instance
+                .exports(&self.engine)
+                .any(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)));
+            if has_functions && self.config.policy.ungranted == Ungranted::Refuse {
+                wasmtime::bail!(
+                    "the component imports {import}, which {command} is not granted (policy: ungranted-imports = \"refuse\")"
+                );
             }
             let mut li = linker.instance(import)?;
             for (func, item) in instance.exports(&self.engine) {

@@ -47,6 +47,10 @@ impl Listener {
 
 /// Accept and serve clients until the task is cancelled.
 pub async fn serve(listener: Listener, dispatcher: Arc<Dispatcher>) -> io::Result<()> {
+    let kind = match &listener {
+        Listener::Unix(_) => "unix",
+        Listener::Vsock(_) => "vsock",
+    };
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     let mut clients = 0u64;
     loop {
@@ -66,15 +70,16 @@ pub async fn serve(listener: Listener, dispatcher: Arc<Dispatcher>) -> io::Resul
         tokio::spawn(async move {
             let _permit = permit;
             let mut parser = StreamParser::new();
+            let channel = format!("{kind}:{client}");
             tracing::debug!(client, "client connected");
             let end = match connection {
                 Connection::Unix(conn) => {
                     let (mut reader, mut writer) = conn.into_split();
-                    stream::serve(&mut reader, &mut writer, &mut parser, &dispatcher).await
+                    stream::serve(&mut reader, &mut writer, &mut parser, &dispatcher, &channel).await
                 }
                 Connection::Fd(conn) => {
                     let (mut reader, mut writer) = tokio::io::split(conn);
-                    stream::serve(&mut reader, &mut writer, &mut parser, &dispatcher).await
+                    stream::serve(&mut reader, &mut writer, &mut parser, &dispatcher, &channel).await
                 }
             };
             match end {

@@ -102,7 +102,7 @@ pub async fn serve(method: Method, path: &str, retry: bool, dispatcher: Arc<Disp
         let (mut reader, mut writer) = tokio::io::split(device);
         let mut parser = StreamParser::new();
         loop {
-            match stream::serve(&mut reader, &mut writer, &mut parser, &dispatcher).await {
+            match stream::serve(&mut reader, &mut writer, &mut parser, &dispatcher, method.name()).await {
                 StreamEnd::Eof => tokio::time::sleep(HOST_ABSENT_POLL).await,
                 StreamEnd::WriteFailed(e) => tracing::info!("reply lost, host side not reading: {e}"),
                 StreamEnd::ReadError(e) if retry => {

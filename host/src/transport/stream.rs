@@ -27,11 +27,13 @@ pub enum StreamEnd {
 }
 
 /// Serve requests from `reader` until it ends, writing replies to `writer`.
+/// `channel` names the stream in the audit log (`unix:3`, `virtio-serial`).
 pub async fn serve<R, W>(
     reader: &mut R,
     writer: &mut W,
     parser: &mut StreamParser,
     dispatcher: &Dispatcher,
+    channel: &str,
 ) -> StreamEnd
 where
     R: AsyncRead + Unpin,
@@ -48,7 +50,7 @@ where
         };
         parser.feed(&buf[..n], &mut messages);
         for message in messages.drain(..) {
-            if let Some(reply) = dispatcher.handle(message).await
+            if let Some(reply) = dispatcher.handle_on(message, channel).await
                 && let Err(e) = write_reply(writer, &reply).await
             {
                 return StreamEnd::WriteFailed(e);

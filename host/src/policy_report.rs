@@ -1,0 +1,217 @@
+//! `qga policy audit | explain | check`: what the live policy lets each
+//! command do, as a table for people and as stable JSON for tools.
+//!
+//! JSON format (version 1): `{"format": 1, "policy": {...}, "commands":
+//! [...]}`; each command has `name`, `enabled`, `decision` ("allow", "deny",
+//! "disabled"), `rule`, `native`, `component` (`{"family", "sha256"}` or
+//! null), `imports` (capability interfaces the component imports),
+//! `granted`, `imported-not-granted`, `constraints` (every setting of
+//! [`crate::policy::SETTINGS`] but `capabilities`, as effective for the
+//! command), and `grant-error` when the grant cannot be computed. Keys are
+//! sorted; new settings add keys, existing keys keep their meaning.
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::dispatch::{CommandState, Dispatcher};
+use crate::policy::{Policy, SETTINGS, Ungranted};
+use crate::runtime::{FamilyInfo, Runtime};
+
+pub const FORMAT: u64 = 1;
+
+/// One command's full report.
+pub fn command_report(
+    state: &CommandState,
+    runtime: &Runtime,
+    families: &[FamilyInfo],
+    ungranted_mode: Ungranted,
+) -> Json {
+    let family = families.iter().find(|f| f.commands.contains(&state.name));
+    let (decision, rule) = match state.disabled_by {
+        Some(flag) => ("disabled", flag.to_owned()),
+        None if state.decision.allowed => ("allow", state.decision.rule.clone()),
+        None => ("deny", state.decision.rule.clone()),
+    };
+    let mut m = Map::new();
+    m.insert("name".into(), Json::from(state.name.clone()));
+    m.insert("enabled".into(), Json::from(decision == "allow"));
+    m.insert("decision".into(), Json::from(decision));
+    m.insert("rule".into(), Json::from(rule));
+    m.insert("native".into(), Json::from(state.native));
+    // Capability interfaces (and any other non-WASI interface with
+    // functions); `types` only carries type definitions.
+    let imports: Vec<String> = family
+        .map(|f| {
+            f.imports
+                .iter()
+                .filter(|i| !i.starts_with("wasi:") && i.as_str() != "qga:agent/types")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    m.insert(
+        "component".into(),
+        family.map_or(Json::Null, |f| json!({"family": f.family, "sha256": f.digest})),
+    );
+    let mut constraints = Map::new();
+    let mut granted: Vec<String> = Vec::new();
+    if family.is_some() {
+        match runtime.grant(&state.name) {
+            Ok(grant) => {
+                granted = grant.capabilities.iter().map(|c| c.interface().to_owned()).collect();
+                for setting in SETTINGS.iter().filter(|s| s.key != "capabilities") {
+                    constraints.insert(setting.key.into(), (setting.show)(&grant));
+                }
+            }
+            Err(e) => {
+                m.insert("grant-error".into(), Json::from(e));
+            }
+        }
+    }
+    let ungranted: Vec<String> = imports
+        .iter()
+        .filter(|i| !granted.iter().any(|g| g == *i))
+        .cloned()
+        .collect();
+    if ungranted_mode == Ungranted::Refuse && !ungranted.is_empty() && !m.contains_key("grant-error") {
+        m.insert(
+            "grant-error".into(),
+            Json::from(format!(
+                "does not load: the component imports {} (ungranted-imports = \"refuse\")",
+                ungranted.join(", ")
+            )),
+        );
+    }
+    m.insert("imports".into(), Json::from(imports));
+    m.insert("granted".into(), Json::from(granted));
+    m.insert("imported-not-granted".into(), Json::from(ungranted));
+    m.insert("constraints".into(), Json::Object(constraints));
+    Json::Object(m)
+}
+
+fn policy_summary(policy: &Policy) -> Json {
+    let pins: Map<String, Json> = policy
+        .components
+        .iter()
+        .filter_map(|(family, rule)| {
+            rule.sha256
+                .as_ref()
+                .map(|(d, _)| (family.clone(), Json::from(d.clone())))
+        })
+        .collect();
+    json!({
+        "source": policy.source.as_ref().map_or("built-in".to_owned(), |p| p.display().to_string()),
+        "preset": policy.preset.name(),
+        "ungranted-imports": policy.ungranted.name(),
+        "pins": pins,
+    })
+}
+
+/// `qga policy audit --json`.
+pub fn audit_json(policy: &Policy, dispatcher: &Dispatcher, runtime: &Runtime) -> Json {
+    let families = runtime.families();
+    let commands: Vec<Json> = dispatcher
+        .describe()
+        .iter()
+        .map(|state| command_report(state, runtime, &families, policy.ungranted))
+        .collect();
+    json!({"format": FORMAT, "policy": policy_summary(policy), "commands": commands})
+}
+
+fn list(v: &Json) -> String {
+    let items: Vec<String> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .map(|s| s.strip_prefix("qga:agent/").unwrap_or(s).to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if items.is_empty() { "-".into() } else { items.join(",") }
+}
+
+/// `qga policy audit`: one row per command.
+pub fn audit_table(report: &Json) -> String {
+    let mut rows = vec![[
+        "COMMAND".to_owned(),
+        "STATE".to_owned(),
+        "COMPONENT".to_owned(),
+        "GRANTED".to_owned(),
+        "IMPORTED-NOT-GRANTED".to_owned(),
+    ]];
+    for c in report["commands"].as_array().into_iter().flatten() {
+        let component = match &c["component"] {
+            Json::Null if c["native"] == true => "(host)".to_owned(),
+            Json::Null => "-".to_owned(),
+            comp => format!(
+                "{}@{}",
+                comp["family"].as_str().unwrap_or("?"),
+                comp["sha256"].as_str().unwrap_or("").get(..12).unwrap_or("")
+            ),
+        };
+        rows.push([
+            c["name"].as_str().unwrap_or("").to_owned(),
+            c["decision"].as_str().unwrap_or("").to_owned(),
+            component,
+            list(&c["granted"]),
+            list(&c["imported-not-granted"]),
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let p = &report["policy"];
+    out.push_str(&format!(
+        "policy: {} (preset {}, ungranted imports: {})\n\n",
+        p["source"].as_str().unwrap_or(""),
+        p["preset"].as_str().unwrap_or(""),
+        p["ungranted-imports"].as_str().unwrap_or("")
+    ));
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `qga policy explain COMMAND` as text.
+pub fn explain_text(c: &Json) -> String {
+    let mut out = String::new();
+    let name = c["name"].as_str().unwrap_or("");
+    out.push_str(&format!("command:    {name}\n"));
+    out.push_str(&format!(
+        "decision:   {} by {}\n",
+        c["decision"].as_str().unwrap_or(""),
+        c["rule"].as_str().unwrap_or("")
+    ));
+    let component = match &c["component"] {
+        Json::Null if c["native"] == true => "answered by the host itself".to_owned(),
+        Json::Null => "-".to_owned(),
+        comp => format!(
+            "{} sha256 {}",
+            comp["family"].as_str().unwrap_or(""),
+            comp["sha256"].as_str().unwrap_or("")
+        ),
+    };
+    out.push_str(&format!("component:  {component}\n"));
+    out.push_str(&format!("imports:    {}\n", list(&c["imports"])));
+    out.push_str(&format!("granted:    {}\n", list(&c["granted"])));
+    out.push_str(&format!("ungranted:  {}\n", list(&c["imported-not-granted"])));
+    if let Some(e) = c["grant-error"].as_str() {
+        out.push_str(&format!("grant error: {e}\n"));
+    }
+    if let Some(constraints) = c["constraints"].as_object()
+        && !constraints.is_empty()
+    {
+        out.push_str("constraints:\n");
+        for (k, v) in constraints {
+            out.push_str(&format!("  {k} = {v}\n"));
+        }
+    }
+    out
+}

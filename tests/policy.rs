@@ -1,0 +1,599 @@
+//! Operator control over the wire and the CLI: policy decisions (compat
+//! flags vs policy rules), hardened preset, invalid policies, the audit log
+//! (never argument values), `qga policy audit|explain|check`, and hot swap
+//! on SIGHUP (1000 requests across a swap, a bad component rejected).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{Agent, Client, Scratch, qga_binary};
+
+const SIGHUP: i32 = 1;
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("QGA_TEST_FIXTURES"))
+}
+
+/// A handlers directory holding the v1 `fixture` family.
+fn handlers_with_v1(scratch: &Scratch) -> PathBuf {
+    let dir = scratch.path("handlers");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixtures_dir().join("fixture.wasm"), dir.join("fixture.wasm")).unwrap();
+    dir
+}
+
+/// Replace `dir/fixture.wasm` atomically with `from`'s bytes.
+fn install(dir: &Path, bytes: &[u8]) {
+    let tmp = dir.join(".fixture.wasm.tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join("fixture.wasm")).unwrap();
+}
+
+fn v2_bytes() -> Vec<u8> {
+    std::fs::read(env!("QGA_TEST_FIXTURE_V2")).unwrap()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn compat_flag_answers_like_qemu_ga_and_policy_denial_names_its_rule() {
+    let scratch = Scratch::new("policy-deny");
+    let policy = scratch.path("p.toml");
+    std::fs::write(&policy, "# comment\n[command.\"guest-get-host-name\"]\nallow = false\n").unwrap();
+    let agent = Agent::qga(&["-b", "guest-get-time", "--policy", s(&policy)]);
+    let reference = Agent::qemu_ga(&["-b", "guest-get-time"]);
+    let disabled = r#"{"execute":"guest-get-time","id":1}"#;
+    let mut c = agent.connect();
+    let ours = c.call(disabled);
+    assert_eq!(ours, reference.connect().call(disabled));
+    assert_eq!(
+        ours,
+        r#"{"id": 1, "error": {"class": "CommandNotFound", "desc": "Command guest-get-time has been disabled"}}"#
+    );
+    assert_eq!(
+        c.call(r#"{"execute":"guest-get-host-name"}"#),
+        format!(
+            r#"{{"error": {{"class": "GenericError", "desc": "Command guest-get-host-name is denied by policy rule command.\"guest-get-host-name\".allow = false ({}:3)"}}}}"#,
+            policy.display()
+        )
+    );
+    // Everything else is as in compat mode.
+    assert!(
+        c.call(r#"{"execute":"guest-get-timezone"}"#)
+            .starts_with(r#"{"return""#)
+    );
+    let info = c.call(r#"{"execute":"guest-info"}"#);
+    assert!(
+        info.contains(r#"{"enabled": false, "name": "guest-get-host-name""#),
+        "{info}"
+    );
+    assert!(
+        info.contains(r#"{"enabled": false, "name": "guest-get-time""#),
+        "{info}"
+    );
+    assert!(
+        info.contains(r#"{"enabled": true, "name": "guest-get-timezone""#),
+        "{info}"
+    );
+}
+
+#[test]
+fn hardened_preset_denies_commands_it_does_not_name() {
+    let scratch = Scratch::new("policy-hardened");
+    let handlers = handlers_with_v1(&scratch);
+    let policy = scratch.path("hardened.toml");
+    std::fs::write(
+        &policy,
+        "[defaults]\npreset = \"hardened\"\n\n[command.fixture-version]\nallow = true\n",
+    )
+    .unwrap();
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
+    let mut c = agent.connect();
+    assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    let rule = format!("defaults.preset = \\\"hardened\\\" ({}:2)", policy.display());
+    for denied in ["fixture-echo", "guest-get-time", "guest-get-osinfo"] {
+        assert_eq!(
+            c.call(&format!(r#"{{"execute":"{denied}"}}"#)),
+            format!(
+                r#"{{"error": {{"class": "GenericError", "desc": "Command {denied} is denied by policy rule {rule}"}}}}"#
+            )
+        );
+    }
+    // The protocol still works, and unknown commands stay unknown.
+    assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+    assert_eq!(
+        c.call(r#"{"execute":"guest-sync","arguments":{"id":5}}"#),
+        r#"{"return": 5}"#
+    );
+    assert_eq!(
+        c.call(r#"{"execute":"guest-nonesuch"}"#),
+        r#"{"error": {"class": "CommandNotFound", "desc": "The command guest-nonesuch has not been found"}}"#
+    );
+}
+
+#[test]
+fn policy_narrows_read_file_per_argument() {
+    let scratch = Scratch::new("policy-narrow");
+    let handlers = handlers_with_v1(&scratch);
+    // The fixture's built-in grant is nothing; a runtime-level grant is not
+    // reachable from the CLI, so narrowing is shown on the built-in grant of
+    // guest-get-osinfo: QGA_OS_RELEASE names the file it may read.
+    let osr = scratch.path("os-release");
+    std::fs::write(&osr, "ID=test\nNAME=\"Test\"\n").unwrap();
+    let policy = scratch.path("narrow.toml");
+    std::fs::write(
+        &policy,
+        "[command.\"guest-get-osinfo\"]\nread-file.paths = [\"/nonexistent/**\"]\n",
+    )
+    .unwrap();
+    let run = |with_policy: bool| {
+        let mut cmd = Command::new(qga_binary());
+        cmd.args([
+            "policy",
+            "explain",
+            "guest-get-osinfo",
+            "--json",
+            "--handlers",
+            s(&handlers),
+        ])
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .env("QGA_OS_RELEASE", &osr);
+        if with_policy {
+            cmd.args(["--policy", s(&policy)]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        run(false)["constraints"]["read-file.paths"],
+        serde_json::json!([s(&osr)])
+    );
+    assert_eq!(run(true)["constraints"]["read-file.paths"], serde_json::json!([]));
+}
+
+#[test]
+fn invalid_policy_is_refused_at_start_with_its_line() {
+    let scratch = Scratch::new("policy-invalid");
+    let policy = scratch.path("bad.toml");
+    std::fs::write(&policy, "[defaults]\npreset = \"compat\"\nmemory = \"lots\"\n").unwrap();
+    let out = Command::new(qga_binary())
+        .args([
+            "-m",
+            "unix-listen",
+            "-p",
+            s(&scratch.path("a.sock")),
+            "-t",
+            s(&scratch.0),
+        ])
+        .args(["--policy", s(&policy)])
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:3: 'memory': invalid size 'lots'", policy.display())),
+        "{stderr}"
+    );
+    assert!(!scratch.path("a.sock").exists());
+}
+
+#[test]
+fn policy_check_exit_codes() {
+    let scratch = Scratch::new("policy-check");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    for name in ["compat.toml", "hardened.toml", "backup-only.toml"] {
+        let out = Command::new(qga_binary())
+            .args(["policy", "check"])
+            .arg(root.join(name))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok (preset "));
+    }
+    let bad = scratch.path("bad.toml");
+    std::fs::write(&bad, "[command.x]\nallow = true\nfiles.pathz = [\"/tmp/**\"]\n").unwrap();
+    let out = Command::new(qga_binary())
+        .args(["policy", "check", s(&bad)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with(&format!("{}:3: unknown setting 'files.pathz'", bad.display())),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A pin that does not match the component fails the check with --handlers.
+    let handlers = handlers_with_v1(&scratch);
+    let pinned = scratch.path("pinned.toml");
+    std::fs::write(
+        &pinned,
+        format!("[component.fixture]\nsha256 = \"{}\"\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let out = Command::new(qga_binary())
+        .args(["policy", "check", s(&pinned), "--handlers", s(&handlers)])
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("but the policy pins 0000"));
+}
+
+#[test]
+fn policy_audit_json_matches_golden_file() {
+    let scratch = Scratch::new("policy-golden");
+    let out = Command::new(qga_binary())
+        .args(["policy", "audit", "--json"])
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .env_remove("QGA_OS_RELEASE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Component digests change with every build of a handler: compare their
+    // shape, not their value.
+    for c in report["commands"].as_array_mut().unwrap() {
+        if let Some(sha) = c.pointer_mut("/component/sha256") {
+            let digest = sha.as_str().unwrap();
+            assert_eq!(digest.len(), 64);
+            assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
+            *sha = serde_json::Value::from("<sha256>");
+        }
+    }
+    let text = serde_json::to_string_pretty(&report).unwrap() + "\n";
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/policy-audit-default.json");
+    if std::env::var_os("QGA_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &text).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(&golden).expect("golden file missing: run with QGA_UPDATE_GOLDEN=1 to create it");
+    assert!(
+        text == expected,
+        "`qga policy audit --json` changed; if intended, regenerate with\n  QGA_UPDATE_GOLDEN=1 cargo test --release --test policy policy_audit_json_matches_golden_file\n--- got:\n{text}"
+    );
+    // The human table has a row per command.
+    let out = Command::new(qga_binary())
+        .args(["policy", "audit"])
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("guest-get-osinfo") && l.contains("system-info@"))
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("guest-ping") && l.contains("(host)"))
+    );
+}
+
+#[test]
+fn audit_log_records_every_request_and_never_an_argument() {
+    let scratch = Scratch::new("policy-audit");
+    let handlers = handlers_with_v1(&scratch);
+    let audit = scratch.path("audit.log");
+    let logfile = scratch.path("qga.log");
+    let secret = "Sw0rdfish-Secret-7731";
+    let secret_b64 = "U3cwcmRmaXNoLVNlY3JldC03NzMx";
+    let agent = Agent::qga(&[
+        "-v",
+        "-l",
+        s(&logfile),
+        "--handlers",
+        s(&handlers),
+        "--audit-log",
+        s(&audit),
+    ]);
+    let mut c = agent.connect();
+    let requests = [
+        format!(
+            r#"{{"execute":"guest-set-user-password","arguments":{{"username":"cloud-user","password":"{secret_b64}","crypted":false}}}}"#
+        ),
+        format!(
+            r#"{{"execute":"guest-set-user-password","arguments":{{"username":"cloud-user","password":"{secret}","crypted":false}}}}"#
+        ),
+        format!(r#"{{"execute":"fixture-echo","arguments":{{"arg":{{"i":1,"s":"{secret}"}}}}}}"#),
+        format!(r#"{{"execute":"fixture-fail","arguments":{{"desc":"{secret}"}}}}"#),
+        format!(r#"{{"execute":"fixture-echo","arguments":{{"arg":{{"i":1,"c":"{secret}"}}}}}}"#),
+        r#"{"execute":"guest-ping","id":"p1"}"#.to_owned(),
+        r#"{"execute":"fixture-quiet"}"#.to_owned(),
+    ];
+    for r in &requests[..6] {
+        c.call(r);
+    }
+    c.send_line(&requests[6]);
+    // The last one answers nothing; a ping after it proves it was handled.
+    assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+    drop(c);
+    drop(agent);
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    for (name, content) in [("audit log", &text), ("log file", &log)] {
+        assert!(!content.contains(secret), "{name} holds the password:\n{content}");
+        assert!(
+            !content.contains(secret_b64),
+            "{name} holds the base64 password:\n{content}"
+        );
+    }
+    assert!(log.contains("request"), "-v logs requests (without arguments): {log}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&audit).unwrap().permissions().mode() & 0o777, 0o600);
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let requests_logged: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == "request").collect();
+    assert_eq!(requests_logged.len(), 8, "{text}");
+    let by = |i: usize, key: &str| requests_logged[i][key].clone();
+    assert_eq!(by(0, "command"), "guest-set-user-password");
+    assert_eq!(by(0, "decision"), "not-found");
+    assert_eq!(by(0, "outcome"), "CommandNotFound");
+    assert_eq!(by(2, "command"), "fixture-echo");
+    assert_eq!(by(2, "decision"), "allow");
+    assert_eq!(by(2, "outcome"), "ok");
+    assert_eq!(by(2, "rule"), "defaults.preset = \"compat\" (built-in)");
+    assert_eq!(by(2, "component").as_str().unwrap().len(), 64);
+    assert!(by(2, "channel").as_str().unwrap().starts_with("unix:"));
+    assert!(by(2, "duration_us").is_u64());
+    assert!(by(2, "time").as_str().unwrap().ends_with('Z'));
+    assert_eq!(by(3, "outcome"), "GenericError");
+    assert_eq!(by(5, "component"), serde_json::Value::Null);
+    assert_eq!(by(6, "outcome"), "no-reply");
+    assert!(lines.iter().any(|l| l["event"] == "policy-load"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "component-load" && l["family"] == "fixture")
+    );
+}
+
+#[test]
+fn invalid_reload_keeps_the_last_good_policy() {
+    let scratch = Scratch::new("policy-reload");
+    let policy = scratch.path("p.toml");
+    let audit = scratch.path("audit.log");
+    std::fs::write(&policy, "[command.\"guest-get-host-name\"]\nallow = false\n").unwrap();
+    let agent = Agent::qga(&["--policy", s(&policy), "--audit-log", s(&audit)]);
+    let mut c = agent.connect();
+    let denied = |c: &mut Client| {
+        c.call(r#"{"execute":"guest-get-host-name"}"#)
+            .contains("denied by policy")
+    };
+    assert!(denied(&mut c));
+    std::fs::write(&policy, "[command.\"guest-get-host-name\"]\nallow = nope\n").unwrap();
+    agent.signal(SIGHUP);
+    wait_for("policy-reject", Duration::from_secs(30), || {
+        std::fs::read_to_string(&audit).unwrap().contains("policy-reject")
+    });
+    assert!(denied(&mut c), "the last good policy still applies");
+    assert!(agent.log().contains("keeping the last good policy"), "{}", agent.log());
+    assert!(
+        agent.log().contains(&format!("{}:2:", policy.display())),
+        "{}",
+        agent.log()
+    );
+    std::fs::write(&policy, "[command.\"guest-get-host-name\"]\nallow = true\n").unwrap();
+    agent.signal(SIGHUP);
+    wait_for("the new policy", Duration::from_secs(30), || !denied(&mut c));
+}
+
+#[test]
+fn swap_during_1000_requests_loses_none_and_changes_answer_once() {
+    let scratch = Scratch::new("policy-swap");
+    let handlers = handlers_with_v1(&scratch);
+    let audit = scratch.path("audit.log");
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--audit-log", s(&audit)]);
+    let mut c = agent.connect();
+    let info = c.call(r#"{"execute":"guest-info"}"#);
+    assert!(!info.contains("fixture-added"));
+    let mut answers = Vec::with_capacity(1000);
+    let mut swapped_at = None;
+    for i in 0..1000 {
+        if i == 200 {
+            install(&handlers, &v2_bytes());
+            agent.signal(SIGHUP);
+            swapped_at = Some(i);
+        }
+        let reply = c.call(&format!(r#"{{"execute":"fixture-version","id":{i}}}"#));
+        answers.push(reply);
+        // After the signal, pace the stream so the swap (compiling v2) lands
+        // inside it even on a loaded machine.
+        if swapped_at.is_some() && answers.last().unwrap().contains(r#""return": 1"#) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let values: Vec<i64> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let v: serde_json::Value = serde_json::from_str(a).unwrap_or_else(|_| panic!("reply {i}: {a}"));
+            assert_eq!(v["id"], i, "reply {i} out of order: {a}");
+            v["return"].as_i64().unwrap_or_else(|| panic!("reply {i}: {a}"))
+        })
+        .collect();
+    assert_eq!(values.len(), 1000);
+    let changes = values.windows(2).filter(|w| w[0] != w[1]).count();
+    assert_eq!(changes, 1, "answers: {values:?}");
+    assert_eq!(values[0], 1);
+    assert_eq!(values[999], 2);
+    assert!(values[..200].iter().all(|v| *v == 1));
+    // The new command is in guest-info and answers.
+    let info = c.call(r#"{"execute":"guest-info"}"#);
+    assert!(
+        info.contains(r#"{"enabled": true, "name": "fixture-added", "success-response": true}"#),
+        "{info}"
+    );
+    assert_eq!(c.call(r#"{"execute":"fixture-added"}"#), r#"{"return": 42}"#);
+    // Commands v2 dropped are gone.
+    assert!(
+        c.call(r#"{"execute":"fixture-echo","arguments":{"arg":{"i":1}}}"#)
+            .contains("CommandNotFound")
+    );
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(r#""event":"component-swap""#) && l.contains(r#""family":"fixture""#)),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_component_is_rejected_and_the_old_one_keeps_serving() {
+    let scratch = Scratch::new("policy-reject");
+    let handlers = handlers_with_v1(&scratch);
+    let audit = scratch.path("audit.log");
+    let v1 = std::fs::read(handlers.join("fixture.wasm")).unwrap();
+    let v1_digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&v1)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let policy = scratch.path("pin.toml");
+    std::fs::write(&policy, format!("[component.fixture]\nsha256 = \"{v1_digest}\"\n")).unwrap();
+    let agent = Agent::qga(&[
+        "--handlers",
+        s(&handlers),
+        "--audit-log",
+        s(&audit),
+        "--policy",
+        s(&policy),
+    ]);
+    let mut c = agent.connect();
+    assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    let rejects = || {
+        std::fs::read_to_string(&audit)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(r#""event":"component-reject""#))
+            .count()
+    };
+    // Not a component at all.
+    install(&handlers, b"\0asm garbage");
+    agent.signal(SIGHUP);
+    wait_for("first reject", Duration::from_secs(30), || rejects() == 1);
+    assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    // A valid component, but not the pinned one.
+    install(&handlers, &v2_bytes());
+    agent.signal(SIGHUP);
+    wait_for("second reject", Duration::from_secs(30), || rejects() == 2);
+    assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    assert!(c.call(r#"{"execute":"fixture-added"}"#).contains("CommandNotFound"));
+    let log = agent.log();
+    assert!(log.contains("rejected"), "{log}");
+    assert!(log.contains("but the policy pins"), "{log}");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(text.contains(&format!(r#""kept-sha256":"{v1_digest}""#)), "{text}");
+}
+
+#[test]
+fn watched_handlers_directory_reloads_without_a_signal() {
+    let scratch = Scratch::new("policy-watch");
+    let handlers = handlers_with_v1(&scratch);
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--watch-handlers"]);
+    let mut c = agent.connect();
+    assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    install(&handlers, &v2_bytes());
+    wait_for("the watched swap", Duration::from_secs(30), || {
+        c.call(r#"{"execute":"fixture-version"}"#) == r#"{"return": 2}"#
+    });
+    assert_eq!(c.call(r#"{"execute":"fixture-added"}"#), r#"{"return": 42}"#);
+}
+
+#[test]
+fn call_in_flight_during_a_swap_finishes_on_the_old_component() {
+    let scratch = Scratch::new("policy-inflight");
+    let handlers = handlers_with_v1(&scratch);
+    let policy = scratch.path("p.toml");
+    std::fs::write(&policy, "[command.fixture-loop]\ndeadline = \"3s\"\n").unwrap();
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
+    let mut slow = agent.connect();
+    let mut fast = agent.connect();
+    assert_eq!(fast.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    let started = Instant::now();
+    slow.send_line(r#"{"execute":"fixture-loop","id":"slow"}"#);
+    std::thread::sleep(Duration::from_millis(100));
+    install(&handlers, &v2_bytes());
+    agent.signal(SIGHUP);
+    wait_for("the swap", Duration::from_secs(30), || {
+        fast.call(r#"{"execute":"fixture-version"}"#) == r#"{"return": 2}"#
+    });
+    let swapped_after = started.elapsed();
+    assert!(swapped_after < Duration::from_secs(3), "swap took {swapped_after:?}");
+    // v2 has no fixture-loop: the answer can only come from v1, with v1's
+    // grant (its 3 s deadline), after the swap.
+    assert!(
+        !slow.has_pending_reply(Duration::from_millis(1)),
+        "the slow call ended before the swap"
+    );
+    assert_eq!(
+        slow.read_text(),
+        r#"{"id": "slow", "error": {"class": "GenericError", "desc": "fixture-loop: handler exceeded its 3 s deadline"}}"#
+    );
+    assert!(fast.call(r#"{"execute":"fixture-loop"}"#).contains("CommandNotFound"));
+}
+
+#[test]
+fn pinned_digest_mismatch_refuses_to_start() {
+    let scratch = Scratch::new("policy-pin-start");
+    let handlers = handlers_with_v1(&scratch);
+    let policy = scratch.path("pin.toml");
+    std::fs::write(
+        &policy,
+        format!("[component.fixture]\nsha256 = \"{}\"\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let audit = scratch.path("audit.log");
+    let out = Command::new(qga_binary())
+        .args([
+            "-m",
+            "unix-listen",
+            "-p",
+            s(&scratch.path("a.sock")),
+            "-t",
+            s(&scratch.0),
+        ])
+        .args([
+            "--handlers",
+            s(&handlers),
+            "--policy",
+            s(&policy),
+            "--audit-log",
+            s(&audit),
+        ])
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("component for family fixture has sha256 ")
+            && stderr.contains(&format!("but the policy pins {}", "ab".repeat(32))),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&audit)
+            .unwrap()
+            .contains(r#""event":"component-reject""#)
+    );
+}
