@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Families embedded in the agent: handlers/<family>, crate <family>.
-const FAMILIES: &[&str] = &["system-info"];
+const FAMILIES: &[&str] = &["system-info", "network", "hardware", "power", "time", "accounts"];
 /// Test-only families, never embedded.
 const FIXTURES: &[&str] = &["fixture"];
 const TARGET: &str = "wasm32-wasip2";

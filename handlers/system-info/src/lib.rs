@@ -15,9 +15,7 @@ mod component {
     });
 
     use super::logic;
-    use exports::qga::agent::system_info::{
-        Guest, GuestHostName, GuestOsInfo, GuestTimezone, GuestUser,
-    };
+    use exports::qga::agent::system_info::{Guest, GuestHostName, GuestOsInfo, GuestTimezone, GuestUser};
     use qga::agent::read_file;
     use qga::agent::types::QgaError;
     use qga::agent::{clock, host_info};
@@ -56,9 +54,7 @@ mod component {
                 Ok(path) => read(&path).and_then(|b| logic::parse_os_release(&b)),
                 Err(_) => read("/etc/os-release")
                     .and_then(|b| logic::parse_os_release(&b))
-                    .or_else(|| {
-                        read("/usr/lib/os-release").and_then(|b| logic::parse_os_release(&b))
-                    }),
+                    .or_else(|| read("/usr/lib/os-release").and_then(|b| logic::parse_os_release(&b))),
             };
             let f = logic::os_info_fields(os_release.as_ref());
             Ok(GuestOsInfo {

@@ -156,10 +156,7 @@ pub fn users_from_utmp(bytes: &[u8]) -> Vec<User> {
                     u.login_time = login_time;
                 }
             }
-            None => users.push(User {
-                user: name,
-                login_time,
-            }),
+            None => users.push(User { user: name, login_time }),
         }
     }
     users
@@ -175,10 +172,7 @@ mod tests {
 
     #[test]
     fn time_is_microsecond_granular() {
-        assert_eq!(
-            qemu_time_ns(1_795_610_576_136_533_123),
-            1_795_610_576_136_533_000
-        );
+        assert_eq!(qemu_time_ns(1_795_610_576_136_533_123), 1_795_610_576_136_533_000);
     }
 
     #[test]

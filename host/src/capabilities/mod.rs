@@ -7,9 +7,14 @@
 //! Grants are data, computed before any wasm runs and checked in one helper
 //! ([`Grant::require`]) that returns a permission error.
 
+pub mod authorized_keys;
 pub mod clock;
+pub mod clock_set;
+pub mod helper;
 pub mod host_info;
+pub mod net_info;
 pub mod read_file;
+pub mod sysfs;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -35,10 +40,24 @@ pub enum Capability {
     Clock,
     HostInfo,
     ReadFile,
+    Sysfs,
+    NetInfo,
+    Helper,
+    ClockSet,
+    AuthorizedKeys,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Clock, Capability::HostInfo, Capability::ReadFile];
+    pub const ALL: [Capability; 8] = [
+        Capability::Clock,
+        Capability::HostInfo,
+        Capability::ReadFile,
+        Capability::Sysfs,
+        Capability::NetInfo,
+        Capability::Helper,
+        Capability::ClockSet,
+        Capability::AuthorizedKeys,
+    ];
 
     /// The interface's name as a component imports it.
     pub fn interface(self) -> &'static str {
@@ -46,6 +65,11 @@ impl Capability {
             Capability::Clock => "qga:agent/clock",
             Capability::HostInfo => "qga:agent/host-info",
             Capability::ReadFile => "qga:agent/read-file",
+            Capability::Sysfs => "qga:agent/sysfs",
+            Capability::NetInfo => "qga:agent/net-info",
+            Capability::Helper => "qga:agent/helper",
+            Capability::ClockSet => "qga:agent/clock-set",
+            Capability::AuthorizedKeys => "qga:agent/authorized-keys",
         }
     }
 
@@ -59,6 +83,13 @@ impl Capability {
             Capability::Clock => qga::agent::clock::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::HostInfo => qga::agent::host_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::ReadFile => qga::agent::read_file::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Sysfs => qga::agent::sysfs::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::NetInfo => qga::agent::net_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Helper => qga::agent::helper::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::ClockSet => qga::agent::clock_set::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::AuthorizedKeys => {
+                qga::agent::authorized_keys::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
+            }
         }
     }
 }
@@ -89,11 +120,25 @@ pub struct Grant {
     pub deadline: Duration,
     /// Cap on the JSON reply, bytes.
     pub reply_limit: usize,
+    /// sysfs: path patterns the command may read (open, list, read);
+    /// see [`sysfs::pattern_matches`].
+    pub sysfs_read: Vec<String>,
+    /// sysfs: path patterns the command may write.
+    pub sysfs_write: Vec<String>,
+    /// helper: the exact argument vectors (program first) it may run.
+    pub helpers: Vec<Vec<String>>,
+    /// authorized-keys: the users whose keys it may touch; `None` = any
+    /// user (qemu-ga's behaviour).
+    pub ssh_users: Option<Vec<String>>,
 }
 
 pub const DEFAULT_MEMORY: usize = 64 << 20;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 pub const DEFAULT_REPLY_LIMIT: usize = 16 << 20;
+/// Deadline of commands that wait for a helper program or a blocking
+/// kernel write (shutdown, suspend, hwclock, chpasswd): the epoch deadline
+/// also counts the time spent in the host call.
+pub const HELPER_DEADLINE: Duration = Duration::from_secs(300);
 
 impl Grant {
     /// Nothing but the defaults: no capability, no file, no environment.
@@ -107,6 +152,10 @@ impl Grant {
             memory_bytes: DEFAULT_MEMORY,
             deadline: DEFAULT_DEADLINE,
             reply_limit: DEFAULT_REPLY_LIMIT,
+            sysfs_read: Vec::new(),
+            sysfs_write: Vec::new(),
+            helpers: Vec::new(),
+            ssh_users: Some(Vec::new()),
         }
     }
 
@@ -157,9 +206,129 @@ impl Grant {
                 g.read_limit = 64 << 20;
                 g
             }
+            "guest-network-get-interfaces" => {
+                let mut g = Grant::none().with(Capability::NetInfo).with(Capability::ReadFile);
+                g.read_files.push("/proc/net/dev".into());
+                g
+            }
+            "guest-get-vcpus" => Grant::none().with(Capability::Sysfs).sysfs_reads(VCPU_READ),
+            "guest-set-vcpus" => Grant::none()
+                .with(Capability::Sysfs)
+                .sysfs_reads(VCPU_READ)
+                .sysfs_writes(&["/sys/devices/system/cpu/cpu{n}/online"]),
+            "guest-get-memory-blocks" => Grant::none().with(Capability::Sysfs).sysfs_reads(MEMORY_READ),
+            "guest-set-memory-blocks" => Grant::none()
+                .with(Capability::Sysfs)
+                .sysfs_reads(MEMORY_READ)
+                .sysfs_writes(&["/sys/devices/system/memory/memory{n}/state"]),
+            "guest-get-memory-block-info" => Grant::none().with(Capability::Sysfs).sysfs_reads(&[
+                "/sys/devices/system/memory",
+                "/sys/devices/system/memory/block_size_bytes",
+            ]),
+            "guest-get-cpustats" => {
+                let mut g = Grant::none().with(Capability::ReadFile);
+                g.read_files.push("/proc/stat".into());
+                g.read_limit = 16 << 20;
+                g
+            }
+            "guest-shutdown" => {
+                let mut g = Grant::none().with(Capability::Helper);
+                for flag in ["-P", "-H", "-r"] {
+                    g.helpers.push(argv(&[
+                        "/sbin/shutdown",
+                        "-h",
+                        flag,
+                        "+0",
+                        "hypervisor initiated shutdown",
+                    ]));
+                }
+                g.deadline = HELPER_DEADLINE;
+                g
+            }
+            "guest-suspend-disk" => {
+                suspend_grant("systemd-hibernate", "hibernate", "--hibernate", "pm-hibernate", true)
+            }
+            "guest-suspend-ram" => suspend_grant("systemd-suspend", "suspend", "--suspend", "pm-suspend", true),
+            "guest-suspend-hybrid" => suspend_grant(
+                "systemd-hybrid-sleep",
+                "hybrid-sleep",
+                "--suspend-hybrid",
+                "pm-suspend-hybrid",
+                false,
+            ),
+            "guest-set-time" => {
+                let mut g = Grant::none()
+                    .with(Capability::Clock)
+                    .with(Capability::ClockSet)
+                    .with(Capability::Helper);
+                g.helpers.push(argv(&["/sbin/hwclock", "-w"]));
+                g.helpers.push(argv(&["/sbin/hwclock", "-s"]));
+                g.deadline = HELPER_DEADLINE;
+                g
+            }
+            "guest-set-user-password" => {
+                let mut g = Grant::none().with(Capability::Helper);
+                g.helpers.push(argv(&["chpasswd"]));
+                g.helpers.push(argv(&["chpasswd", "-e"]));
+                g.deadline = HELPER_DEADLINE;
+                g
+            }
+            "guest-ssh-get-authorized-keys" | "guest-ssh-add-authorized-keys" | "guest-ssh-remove-authorized-keys" => {
+                let mut g = Grant::none().with(Capability::AuthorizedKeys);
+                g.ssh_users = None;
+                g
+            }
             _ => Grant::none(),
         }
     }
+
+    fn sysfs_reads(mut self, patterns: &[&str]) -> Grant {
+        self.sysfs_read.extend(patterns.iter().map(|p| (*p).to_owned()));
+        self
+    }
+
+    fn sysfs_writes(mut self, patterns: &[&str]) -> Grant {
+        self.sysfs_write.extend(patterns.iter().map(|p| (*p).to_owned()));
+        self
+    }
+}
+
+/// What guest-get-vcpus and guest-set-vcpus read.
+const VCPU_READ: &[&str] = &[
+    "/sys/devices/system/cpu",
+    "/sys/devices/system/cpu/cpu{n}",
+    "/sys/devices/system/cpu/cpu{n}/online",
+];
+
+/// What guest-get-memory-blocks and guest-set-memory-blocks read.
+const MEMORY_READ: &[&str] = &[
+    "/sys/devices/system/memory",
+    "/sys/devices/system/memory/memory{n}",
+    "/sys/devices/system/memory/memory{n}/state",
+    "/sys/devices/system/memory/memory{n}/removable",
+];
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// guest-suspend-*: qemu-ga's three ways (systemd, pm-utils, and for disk
+/// and ram /sys/power/state; qemu-ga has no sysfs way for hybrid).
+fn suspend_grant(unit: &str, verb: &str, pm_flag: &str, pm_program: &str, sys_state: bool) -> Grant {
+    let mut g = Grant::none().with(Capability::Helper);
+    g.helpers.push(argv(&["systemctl", "status", unit]));
+    g.helpers.push(argv(&["systemctl", verb]));
+    g.helpers.push(argv(&["pm-is-supported", pm_flag]));
+    g.helpers.push(argv(&[pm_program]));
+    // writing /sys/power/state returns only after the guest resumes
+    g.deadline = HELPER_DEADLINE;
+    if sys_state {
+        g = g
+            .with(Capability::Sysfs)
+            .sysfs_reads(&["/sys/power/state"])
+            .sysfs_writes(&["/sys/power/state"]);
+    }
+    g
 }
 
 /// A call refused by a grant. It fails the call (a trap out of the
@@ -170,6 +339,12 @@ pub enum Denied {
     Capability { command: String, interface: String },
     #[error("permission denied: {command} may not read {path}")]
     Path { command: String, path: String },
+    #[error("permission denied: {command} may not write {path}")]
+    WritePath { command: String, path: String },
+    #[error("permission denied: {command} may not run {argv}")]
+    Program { command: String, argv: String },
+    #[error("permission denied: {command} may not touch the keys of user {user}")]
+    User { command: String, user: String },
 }
 
 /// The store data of one call: WASI state, limits, and the command's grant.
@@ -209,6 +384,57 @@ mod tests {
         assert_eq!(caps("guest-get-osinfo"), [Capability::HostInfo, Capability::ReadFile]);
         assert_eq!(caps("guest-get-users"), [Capability::ReadFile]);
         assert!(caps("fixture-ungranted").is_empty());
+    }
+
+    #[test]
+    fn each_system_command_gets_only_its_capabilities() {
+        use Capability::*;
+        let caps = |c| Grant::builtin(c, &no_env).capabilities.into_iter().collect::<Vec<_>>();
+        assert_eq!(caps("guest-network-get-interfaces"), [ReadFile, NetInfo]);
+        for c in [
+            "guest-get-vcpus",
+            "guest-set-vcpus",
+            "guest-get-memory-blocks",
+            "guest-set-memory-blocks",
+            "guest-get-memory-block-info",
+        ] {
+            assert_eq!(caps(c), [Sysfs], "{c}");
+        }
+        assert_eq!(caps("guest-get-cpustats"), [ReadFile]);
+        assert_eq!(caps("guest-shutdown"), [Helper]);
+        assert_eq!(caps("guest-suspend-ram"), [Sysfs, Helper]);
+        assert_eq!(caps("guest-suspend-disk"), [Sysfs, Helper]);
+        assert_eq!(caps("guest-suspend-hybrid"), [Helper]);
+        assert_eq!(caps("guest-set-time"), [Clock, Helper, ClockSet]);
+        assert_eq!(caps("guest-set-user-password"), [Helper]);
+        for c in [
+            "guest-ssh-get-authorized-keys",
+            "guest-ssh-add-authorized-keys",
+            "guest-ssh-remove-authorized-keys",
+        ] {
+            assert_eq!(caps(c), [AuthorizedKeys], "{c}");
+        }
+        // read-only commands can write nothing and run nothing
+        for c in [
+            "guest-network-get-interfaces",
+            "guest-get-vcpus",
+            "guest-get-memory-blocks",
+            "guest-get-memory-block-info",
+            "guest-get-cpustats",
+        ] {
+            let g = Grant::builtin(c, &no_env);
+            assert!(g.sysfs_write.is_empty() && g.helpers.is_empty(), "{c}");
+        }
+        assert_eq!(
+            Grant::builtin("guest-get-cpustats", &no_env).read_files,
+            [PathBuf::from("/proc/stat")]
+        );
+        assert_eq!(
+            Grant::builtin("guest-network-get-interfaces", &no_env).read_files,
+            [PathBuf::from("/proc/net/dev")]
+        );
+        // the clock is set only by guest-set-time; get-time cannot
+        assert!(!Grant::builtin("guest-get-time", &no_env).allows(ClockSet));
     }
 
     #[test]
