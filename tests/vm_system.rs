@@ -56,7 +56,9 @@ struct Vm {
 
 impl Vm {
     fn boot() -> Vm {
-        let dir = std::env::temp_dir().join(format!("qga-vm-system-{}", std::process::id()));
+        static BOOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = BOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("qga-vm-system-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let rc_local = dir.join("rc.local");
@@ -684,7 +686,7 @@ impl Qmp {
         loop {
             let reply = self.chan.line(until).expect("qmp reply");
             if !reply.contains("\"event\"") {
-                return reply;
+                return reply.trim_end_matches('\r').to_owned();
             }
         }
     }
@@ -702,7 +704,10 @@ fn suspend_ram_and_wake(qmp: &mut Qmp, chan: &mut Chan, who: &str) {
     chan.send(r#"{"execute":"guest-suspend-ram"}"#);
     let deadline = Instant::now() + Duration::from_secs(60);
     while qmp.status() != "suspended" {
-        assert!(Instant::now() < deadline, "{who}: the guest did not suspend");
+        if Instant::now() >= deadline {
+            let said = chan.line(Instant::now() + Duration::from_secs(2));
+            panic!("{who}: the guest did not suspend; the agent said {said:?}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -725,9 +730,6 @@ fn check_suspend(vm: &Vm, qga: &mut Chan, reference: &mut Chan) {
     assert!(state.contains("mem"), "guest cannot suspend to RAM: {state}");
     let mut qmp = Qmp::open(&vm.run_dir().join("qmp.sock"));
     assert_eq!(qmp.status(), "running");
-    // no systemctl, no pm-utils in this guest: /sys/power/state, for real
-    suspend_ram_and_wake(&mut qmp, qga, "qga");
-    suspend_ram_and_wake(&mut qmp, reference, "qemu-ga");
     // hybrid has no sysfs way; disk depends on the kernel: same as qemu-ga
     for cmd in ["guest-suspend-hybrid", "guest-suspend-disk"] {
         if cmd == "guest-suspend-disk" && state.contains("disk") {
@@ -736,16 +738,33 @@ fn check_suspend(vm: &Vm, qga: &mut Chan, reference: &mut Chan) {
         let req = format!(r#"{{"execute":"{cmd}"}}"#);
         assert_eq!(qga.call(&req), reference.call(&req), "{cmd}");
     }
+    let bad = r#"{"execute":"guest-shutdown","arguments":{"mode":"sideways"}}"#;
+    assert_eq!(qga.call(bad), reference.call(bad));
+    // no systemctl, no pm-utils in this guest: /sys/power/state, for real.
+    // One suspend per boot: a second S3 in the same boot did not happen
+    // here with either agent (qemu-ga's suspended and woke the same way
+    // when it went first).
+    suspend_ram_and_wake(&mut qmp, qga, "qga");
     assert_eq!(qmp.status(), "running");
 }
 
-fn check_shutdown(vm: &Vm, qga: &mut Chan, reference: &mut Chan) {
-    let bad = r#"{"execute":"guest-shutdown","arguments":{"mode":"sideways"}}"#;
-    assert_eq!(qga.call(bad), reference.call(bad));
+fn check_shutdown(vm: &Vm, qga: &mut Chan) {
     qga.send(r#"{"execute":"guest-shutdown","arguments":{"mode":"powerdown"}}"#);
     let deadline = Instant::now() + Duration::from_secs(120);
     while vm.qemu_alive() {
-        assert!(Instant::now() < deadline, "the VM did not power off");
+        if Instant::now() >= deadline {
+            let said = qga.line(Instant::now() + Duration::from_secs(1));
+            let console = vm.console();
+            let tail: String = console
+                .chars()
+                .rev()
+                .take(1500)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!("the VM did not power off; qga said {said:?}; console: {tail}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(vm.console().contains("QGA-VM-SHUTDOWN poweroff"), "{}", vm.console());
@@ -763,5 +782,10 @@ fn system_commands_change_a_real_guest() {
     check_password(&vm, &mut qga, &mut reference);
     check_ssh_keys(&mut qga, &mut reference);
     check_suspend(&vm, &mut qga, &mut reference);
-    check_shutdown(&vm, &mut qga, &mut reference);
+    drop(vm);
+    // a fresh boot for the power-off: after the S3 resume above this
+    // guest's busybox init stalls on its way down (after "Sent SIGTERM")
+    let vm = Vm::boot();
+    let mut qga = Chan::open(&vm.run_dir().join("qga.sock"), 2_000);
+    check_shutdown(&vm, &mut qga);
 }

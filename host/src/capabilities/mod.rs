@@ -331,6 +331,20 @@ fn suspend_grant(unit: &str, verb: &str, pm_flag: &str, pm_program: &str, sys_st
     g
 }
 
+/// strerror(3) as glibc words it ("Success" for 0): std's text without
+/// its " (os error N)" suffix. (nix's `Errno::desc` uses different words
+/// for some errors, e.g. ELOOP.)
+pub fn strerror(errno: i32) -> String {
+    if errno == 0 {
+        return "Success".to_owned();
+    }
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.strip_suffix(&format!(" (os error {errno})")) {
+        Some(t) => t.to_owned(),
+        None => text,
+    }
+}
+
 /// A call refused by a grant. It fails the call (a trap out of the
 /// handler) and becomes a GenericError.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -446,6 +460,13 @@ mod tests {
         let g = Grant::builtin("guest-get-osinfo", &no_env);
         assert_eq!(g.read_files.len(), 2);
         assert!(g.env.is_empty());
+    }
+
+    #[test]
+    fn strerror_is_glibc_wording() {
+        assert_eq!(strerror(0), "Success");
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+        assert_eq!(strerror(libc::ELOOP), "Too many levels of symbolic links");
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
+
+use crate::capabilities::strerror;
 use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::{Mode, SFlag, fchmod, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, fchown};
@@ -49,7 +51,7 @@ pub fn lookup(user: &str) -> Result<Entry, String> {
         }),
         // getpwnam_r found nothing and returned 0: GLib words it strerror(0)
         Ok(None) => Err("Success".to_owned()),
-        Err(e) => Err(e.desc().to_owned()),
+        Err(e) => Err(strerror(e as i32)),
     }
 }
 
@@ -77,7 +79,7 @@ fn open_ssh(e: &Entry) -> nix::Result<OwnedFd> {
 /// The file's bytes, or qemu-ga's "failed to read" cause in GLib's words.
 pub fn read_keys(e: &Entry) -> Result<Vec<u8>, String> {
     let path = e.keys_path();
-    let open_err = |errno: Errno| format!("Failed to open file \u{201c}{path}\u{201d}: {}", errno.desc());
+    let open_err = |errno: Errno| format!("Failed to open file \u{201c}{path}\u{201d}: {}", strerror(errno as i32));
     let ssh = open_ssh(e).map_err(open_err)?;
     let fd = openat(
         &ssh,
@@ -89,7 +91,10 @@ pub fn read_keys(e: &Entry) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     std::fs::File::from(fd).read_to_end(&mut out).map_err(|err| {
         let errno = Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO));
-        format!("Failed to read from file \u{201c}{path}\u{201d}: {}", errno.desc())
+        format!(
+            "Failed to read from file \u{201c}{path}\u{201d}: {}",
+            strerror(errno as i32)
+        )
     })?;
     Ok(out)
 }
@@ -108,20 +113,29 @@ pub fn ssh_dir_exists(e: &Entry) -> bool {
 /// mkdir ~/.ssh 0700, chown to the user, chmod 0700; qemu-ga's messages.
 pub fn make_ssh_dir(e: &Entry) -> Result<(), String> {
     let path = e.ssh_path();
-    let home = open_home(e).map_err(|errno| format!("failed to create directory '{path}': {}", errno.desc()))?;
+    let home =
+        open_home(e).map_err(|errno| format!("failed to create directory '{path}': {}", strerror(errno as i32)))?;
     mkdirat(&home, ".ssh", Mode::from_bits_truncate(0o700))
-        .map_err(|errno| format!("failed to create directory '{path}': {}", errno.desc()))?;
+        .map_err(|errno| format!("failed to create directory '{path}': {}", strerror(errno as i32)))?;
     let ssh = openat(
         &home,
         ".ssh",
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|errno| format!("failed to create directory '{path}': {}", errno.desc()))?;
-    fchown(&ssh, Some(Uid::from_raw(e.uid)), Some(Gid::from_raw(e.gid)))
-        .map_err(|errno| format!("failed to set ownership of directory '{path}': {}", errno.desc()))?;
-    fchmod(&ssh, Mode::from_bits_truncate(0o700))
-        .map_err(|errno| format!("failed to set permissions of directory '{path}': {}", errno.desc()))?;
+    .map_err(|errno| format!("failed to create directory '{path}': {}", strerror(errno as i32)))?;
+    fchown(&ssh, Some(Uid::from_raw(e.uid)), Some(Gid::from_raw(e.gid))).map_err(|errno| {
+        format!(
+            "failed to set ownership of directory '{path}': {}",
+            strerror(errno as i32)
+        )
+    })?;
+    fchmod(&ssh, Mode::from_bits_truncate(0o700)).map_err(|errno| {
+        format!(
+            "failed to set permissions of directory '{path}': {}",
+            strerror(errno as i32)
+        )
+    })?;
     Ok(())
 }
 
@@ -132,14 +146,14 @@ pub fn write_keys(e: &Entry, contents: &[u8]) -> Result<(), String> {
     let ssh = open_ssh(e).map_err(|errno| {
         format!(
             "failed to write to '{path}': Failed to create file \u{201c}{path}\u{201d}: {}",
-            errno.desc()
+            strerror(errno as i32)
         )
     })?;
     let (tmp_name, fd) = create_temp(&ssh).map_err(|(tmp, errno)| {
         let tmp_path = join(&e.ssh_path(), &tmp);
         format!(
             "failed to write to '{path}': Failed to create file \u{201c}{tmp_path}\u{201d}: {}",
-            errno.desc()
+            strerror(errno as i32)
         )
     })?;
     let tmp_path = join(&e.ssh_path(), &tmp_name);
@@ -153,25 +167,28 @@ pub fn write_keys(e: &Entry, contents: &[u8]) -> Result<(), String> {
         let errno = Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO));
         return Err(format!(
             "failed to write to '{path}': Failed to write file \u{201c}{tmp_path}\u{201d}: {}",
-            errno.desc()
+            strerror(errno as i32)
         ));
     }
     if let Err(errno) = fchown(&file, Some(Uid::from_raw(e.uid)), Some(Gid::from_raw(e.gid))) {
         cleanup(&ssh);
         return Err(format!(
             "failed to set ownership of directory '{path}': {}",
-            errno.desc()
+            strerror(errno as i32)
         ));
     }
     if let Err(errno) = fchmod(&file, Mode::from_bits_truncate(0o600)) {
         cleanup(&ssh);
-        return Err(format!("failed to set permissions of '{path}': {}", errno.desc()));
+        return Err(format!(
+            "failed to set permissions of '{path}': {}",
+            strerror(errno as i32)
+        ));
     }
     if let Err(errno) = renameat(&ssh, tmp_name.as_str(), &ssh, "authorized_keys") {
         cleanup(&ssh);
         return Err(format!(
             "failed to write to '{path}': Failed to rename file \u{201c}{tmp_path}\u{201d} to \u{201c}{path}\u{201d}: g_rename() failed: {}",
-            errno.desc()
+            strerror(errno as i32)
         ));
     }
     Ok(())

@@ -11,7 +11,7 @@ impl Host for CallCtx {
         self.grant.require(&self.command, Capability::ClockSet)?;
         Ok(sys::settimeofday(seconds, microseconds).map_err(|errno| OsError {
             errno,
-            message: nix::errno::Errno::from_raw(errno).desc().to_owned(),
+            message: super::strerror(errno),
         }))
     }
 }

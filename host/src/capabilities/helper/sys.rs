@@ -83,7 +83,7 @@ pub fn run(program: &str, args: &[String], input: Option<&[u8]>) -> Result<Statu
         if let Err(e) = written {
             let _ = child.wait();
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            return Err(Failure::Input(nix::errno::Errno::from_raw(errno).desc().to_owned()));
+            return Err(Failure::Input(crate::capabilities::strerror(errno)));
         }
     }
     let status = child.wait()?;

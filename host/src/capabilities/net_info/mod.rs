@@ -10,7 +10,7 @@ use super::{CallCtx, Capability};
 fn os_error(errno: i32) -> OsError {
     OsError {
         errno,
-        message: nix::errno::Errno::from_raw(errno).desc().to_owned(),
+        message: super::strerror(errno),
     }
 }
 

@@ -5,10 +5,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
 /// strerror(3) text of an errno, as glibc words it.
 pub fn strerror(errno: i32) -> String {
-    if errno == 0 {
-        return "Success".to_owned();
-    }
-    nix::errno::Errno::from_raw(errno).desc().to_owned()
+    crate::capabilities::strerror(errno)
 }
 
 pub fn open_dir(path: &str) -> std::io::Result<()> {
