@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 
 const BOOT_DEADLINE: Duration = Duration::from_secs(180);
 
+/// qga's arguments in the guest (one sh-syntax string for build-image.sh).
+const QGA_ARGS: &str = "-m virtio-serial -p /dev/virtio-ports/org.qemu.guest_agent.0 -v -l /var/log/qga.log";
+
 /// tests/vm's chpasswd stand-in (busybox has none), recording its argv and
 /// environment in /tmp/chpasswd-argv.log first.
 const CHPASSWD_RECORDING: &str = r#"#!/bin/sh
@@ -85,7 +88,7 @@ impl Vm {
             .arg(format!("{}=/etc/qgavm/rc.local", rc_local.display()))
             .arg(format!("{}=/usr/sbin/chpasswd", chpasswd.display()))
             .arg("--agent-args")
-            .arg("-m virtio-serial -p /dev/virtio-ports/org.qemu.guest_agent.0 -v -l /var/log/qga.log")
+            .arg(QGA_ARGS)
             .stdout(Stdio::null())
             .status()
             .expect("build-image.sh runs");
@@ -111,8 +114,8 @@ impl Vm {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let runner: i32 = stdout
             .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .last()
+            .rev()
+            .find_map(|w| w.parse().ok())
             .unwrap_or_else(|| panic!("no runner pid: {stdout} {}", String::from_utf8_lossy(&output.stderr)));
         let vm = Vm { dir, runner };
         assert!(output.status.success(), "VM did not boot: {}", vm.console());
@@ -225,7 +228,7 @@ impl Chan {
                     Some(at) => line[at + 1..].to_owned(),
                     None => line,
                 };
-                let line = line.trim_start_matches(|c: char| c == '\u{fffd}' || c == '\u{ff}');
+                let line = line.trim_start_matches(['\u{fffd}', '\u{ff}']);
                 if line.contains(&format!("\"return\": {id}")) {
                     return;
                 }
@@ -519,7 +522,7 @@ fn check_password(vm: &Vm, qga: &mut Chan, reference: &mut Chan) {
     }
     let hash = shadow_field(reference, "qgatest");
     assert!(hash.starts_with("$6$"), "{hash}");
-    let setting = hash.rsplitn(2, '$').nth(1).unwrap();
+    let setting = hash.rsplit_once('$').unwrap().0;
     assert_eq!(crypt_on_host(plain, setting), hash, "shadow hash is not the password's");
     // an unknown user: chpasswd fails, as qemu-ga reports it
     let req = format!(
