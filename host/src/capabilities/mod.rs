@@ -32,7 +32,7 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use qga::agent::types::QgaError;
+pub use self::qga::agent::types::QgaError;
 
 /// A capability interface of the WIT package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
