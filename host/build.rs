@@ -7,7 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Families embedded in the agent: handlers/<family>, crate <family>.
-const FAMILIES: &[&str] = &["system-info", "storage", "file", "exec"];
+const FAMILIES: &[&str] = &[
+    "system-info",
+    "storage",
+    "file",
+    "exec",
+    "network",
+    "hardware",
+    "power",
+    "time",
+    "accounts",
+];
 /// Test-only families, never embedded.
 const FIXTURES: &[&str] = &["fixture"];
 /// Test-only second builds of a family (crate, family), exposed to tests as

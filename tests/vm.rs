@@ -52,7 +52,10 @@ const CASES: &[(&str, Compare)] = &[
     (r#"{"execute":"guest-no-such-command"}"#, Exact),
     (r#"{"execute":"guest-get-host-name","arguments":{"x":1}}"#, Exact),
     // storage (fsinfo/disks/freeze/trim); /dev/vda is mounted on /mnt/data (--mount)
-    (r#"{"execute":"guest-get-fsinfo"}"#, Masked(&["used-bytes", "total-bytes"])),
+    (
+        r#"{"execute":"guest-get-fsinfo"}"#,
+        Masked(&["used-bytes", "total-bytes"]),
+    ),
     (r#"{"execute":"guest-get-disks"}"#, Exact),
     (r#"{"execute":"guest-get-diskstats"}"#, Masked(&["stats"])),
     (r#"{"execute":"guest-fsfreeze-status"}"#, Exact),
@@ -63,7 +66,10 @@ const CASES: &[(&str, Compare)] = &[
     (r#"{"execute":"guest-get-osinfo"}"#, Exact),
     (r#"{"execute":"guest-fsfreeze-thaw"}"#, Exact),
     (r#"{"execute":"guest-fstrim"}"#, Masked(&["trimmed", "minimum"])),
-    (r#"{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["/mnt/data"]}}"#, Exact),
+    (
+        r#"{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["/mnt/data"]}}"#,
+        Exact,
+    ),
     (r#"{"execute":"guest-fsfreeze-status"}"#, Exact),
     (r#"{"execute":"guest-fsfreeze-thaw"}"#, Exact),
     // network
@@ -80,8 +86,14 @@ const CASES: &[(&str, Compare)] = &[
     // (r#"{"execute":"guest-ssh-get-authorized-keys","arguments":{"username":"qgatest"}}"#, Exact),
     // (r#"{"execute":"guest-ssh-remove-authorized-keys","arguments":{"username":"qgatest","keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr0Yf0 qgatest@qgavm"]}}"#, Exact),
     // files and exec
-    (r#"{"execute":"guest-file-open","arguments":{"path":"/mnt/data/hello.txt"}}"#, Masked(&["return"])),
-    (r#"{"execute":"guest-exec","arguments":{"path":"/bin/cat","arg":["/mnt/data/hello.txt"],"capture-output":true}}"#, Masked(&["pid"])),
+    (
+        r#"{"execute":"guest-file-open","arguments":{"path":"/mnt/data/hello.txt"}}"#,
+        Masked(&["return"]),
+    ),
+    (
+        r#"{"execute":"guest-exec","arguments":{"path":"/bin/cat","arg":["/mnt/data/hello.txt"],"capture-output":true}}"#,
+        Masked(&["pid"]),
+    ),
     // system (must stay last: the guest powers off)
     // (r#"{"execute":"guest-shutdown"}"#, PowersOff),
 ];

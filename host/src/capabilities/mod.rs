@@ -7,14 +7,19 @@
 //! Grants are data, computed before any wasm runs and checked in one helper
 //! ([`Grant::require`]) that returns a permission error.
 
+pub mod authorized_keys;
 pub mod clock;
+pub mod clock_set;
 pub mod files;
 pub mod freeze;
 pub mod fs_stat;
 pub mod glob;
+pub mod helper;
 pub mod host_info;
+pub mod net_info;
 pub mod process;
 pub mod read_file;
+pub mod sysfs;
 pub mod trim;
 
 use std::collections::BTreeSet;
@@ -46,10 +51,15 @@ pub enum Capability {
     FsStat,
     Files,
     Process,
+    Sysfs,
+    NetInfo,
+    Helper,
+    ClockSet,
+    AuthorizedKeys,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 13] = [
         Capability::Clock,
         Capability::HostInfo,
         Capability::ReadFile,
@@ -58,6 +68,11 @@ impl Capability {
         Capability::FsStat,
         Capability::Files,
         Capability::Process,
+        Capability::Sysfs,
+        Capability::NetInfo,
+        Capability::Helper,
+        Capability::ClockSet,
+        Capability::AuthorizedKeys,
     ];
 
     /// The interface's name as a component imports it.
@@ -71,6 +86,11 @@ impl Capability {
             Capability::FsStat => "qga:agent/fs-stat",
             Capability::Files => "qga:agent/files",
             Capability::Process => "qga:agent/process",
+            Capability::Sysfs => "qga:agent/sysfs",
+            Capability::NetInfo => "qga:agent/net-info",
+            Capability::Helper => "qga:agent/helper",
+            Capability::ClockSet => "qga:agent/clock-set",
+            Capability::AuthorizedKeys => "qga:agent/authorized-keys",
         }
     }
 
@@ -89,6 +109,13 @@ impl Capability {
             Capability::FsStat => qga::agent::fs_stat::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::Files => qga::agent::files::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::Process => qga::agent::process::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Sysfs => qga::agent::sysfs::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::NetInfo => qga::agent::net_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Helper => qga::agent::helper::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::ClockSet => qga::agent::clock_set::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::AuthorizedKeys => {
+                qga::agent::authorized_keys::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
+            }
         }
     }
 }
@@ -128,11 +155,25 @@ pub struct Grant {
     pub files: Vec<files::FileRule>,
     /// process: which programs may run, with which environment, as whom.
     pub process: process::ProcessGrant,
+    /// sysfs: path patterns the command may read (open, list, read);
+    /// see [`sysfs::pattern_matches`].
+    pub sysfs_read: Vec<String>,
+    /// sysfs: path patterns the command may write.
+    pub sysfs_write: Vec<String>,
+    /// helper: the exact argument vectors (program first) it may run.
+    pub helpers: Vec<Vec<String>>,
+    /// authorized-keys: the users whose keys it may touch; `None` = any
+    /// user (qemu-ga's behaviour).
+    pub ssh_users: Option<Vec<String>>,
 }
 
 pub const DEFAULT_MEMORY: usize = 64 << 20;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 pub const DEFAULT_REPLY_LIMIT: usize = 16 << 20;
+/// Deadline of commands that wait for a helper program or a blocking
+/// kernel write (shutdown, suspend, hwclock, chpasswd): the epoch deadline
+/// also counts the time spent in the host call.
+pub const HELPER_DEADLINE: Duration = Duration::from_secs(300);
 
 impl Grant {
     /// Nothing but the defaults: no capability, no file, no environment.
@@ -149,6 +190,10 @@ impl Grant {
             files: Vec::new(),
             process: process::ProcessGrant::nothing(),
             mounts: Vec::new(),
+            sysfs_read: Vec::new(),
+            sysfs_write: Vec::new(),
+            helpers: Vec::new(),
+            ssh_users: Some(Vec::new()),
         }
     }
 
@@ -266,8 +311,142 @@ impl Grant {
                 g.read_files.push("/proc/diskstats".into());
                 g
             }
+            "guest-network-get-interfaces" => {
+                let mut g = Grant::none().with(Capability::NetInfo).with(Capability::ReadFile);
+                g.read_files.push("/proc/net/dev".into());
+                g
+            }
+            "guest-get-vcpus" => Grant::none().with(Capability::Sysfs).sysfs_reads(VCPU_READ),
+            "guest-set-vcpus" => Grant::none()
+                .with(Capability::Sysfs)
+                .sysfs_reads(VCPU_READ)
+                .sysfs_writes(&["/sys/devices/system/cpu/cpu{n}/online"]),
+            "guest-get-memory-blocks" => Grant::none().with(Capability::Sysfs).sysfs_reads(MEMORY_READ),
+            "guest-set-memory-blocks" => Grant::none()
+                .with(Capability::Sysfs)
+                .sysfs_reads(MEMORY_READ)
+                .sysfs_writes(&["/sys/devices/system/memory/memory{n}/state"]),
+            "guest-get-memory-block-info" => Grant::none().with(Capability::Sysfs).sysfs_reads(&[
+                "/sys/devices/system/memory",
+                "/sys/devices/system/memory/block_size_bytes",
+            ]),
+            "guest-get-cpustats" => {
+                let mut g = Grant::none().with(Capability::ReadFile);
+                g.read_files.push("/proc/stat".into());
+                g.read_limit = 16 << 20;
+                g
+            }
+            "guest-shutdown" => {
+                let mut g = Grant::none().with(Capability::Helper);
+                for flag in ["-P", "-H", "-r"] {
+                    g.helpers.push(argv(&[
+                        "/sbin/shutdown",
+                        "-h",
+                        flag,
+                        "+0",
+                        "hypervisor initiated shutdown",
+                    ]));
+                }
+                g.deadline = HELPER_DEADLINE;
+                g
+            }
+            "guest-suspend-disk" => {
+                suspend_grant("systemd-hibernate", "hibernate", "--hibernate", "pm-hibernate", true)
+            }
+            "guest-suspend-ram" => suspend_grant("systemd-suspend", "suspend", "--suspend", "pm-suspend", true),
+            "guest-suspend-hybrid" => suspend_grant(
+                "systemd-hybrid-sleep",
+                "hybrid-sleep",
+                "--suspend-hybrid",
+                "pm-suspend-hybrid",
+                false,
+            ),
+            "guest-set-time" => {
+                let mut g = Grant::none()
+                    .with(Capability::Clock)
+                    .with(Capability::ClockSet)
+                    .with(Capability::Helper);
+                g.helpers.push(argv(&["/sbin/hwclock", "-w"]));
+                g.helpers.push(argv(&["/sbin/hwclock", "-s"]));
+                g.deadline = HELPER_DEADLINE;
+                g
+            }
+            "guest-set-user-password" => {
+                let mut g = Grant::none().with(Capability::Helper);
+                g.helpers.push(argv(&["chpasswd"]));
+                g.helpers.push(argv(&["chpasswd", "-e"]));
+                g.deadline = HELPER_DEADLINE;
+                g
+            }
+            "guest-ssh-get-authorized-keys" | "guest-ssh-add-authorized-keys" | "guest-ssh-remove-authorized-keys" => {
+                let mut g = Grant::none().with(Capability::AuthorizedKeys);
+                g.ssh_users = None;
+                g
+            }
             _ => Grant::none(),
         }
+    }
+
+    fn sysfs_reads(mut self, patterns: &[&str]) -> Grant {
+        self.sysfs_read.extend(patterns.iter().map(|p| (*p).to_owned()));
+        self
+    }
+
+    fn sysfs_writes(mut self, patterns: &[&str]) -> Grant {
+        self.sysfs_write.extend(patterns.iter().map(|p| (*p).to_owned()));
+        self
+    }
+}
+
+/// What guest-get-vcpus and guest-set-vcpus read.
+const VCPU_READ: &[&str] = &[
+    "/sys/devices/system/cpu",
+    "/sys/devices/system/cpu/cpu{n}",
+    "/sys/devices/system/cpu/cpu{n}/online",
+];
+
+/// What guest-get-memory-blocks and guest-set-memory-blocks read.
+const MEMORY_READ: &[&str] = &[
+    "/sys/devices/system/memory",
+    "/sys/devices/system/memory/memory{n}",
+    "/sys/devices/system/memory/memory{n}/state",
+    "/sys/devices/system/memory/memory{n}/removable",
+];
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// guest-suspend-*: qemu-ga's three ways (systemd, pm-utils, and for disk
+/// and ram /sys/power/state; qemu-ga has no sysfs way for hybrid).
+fn suspend_grant(unit: &str, verb: &str, pm_flag: &str, pm_program: &str, sys_state: bool) -> Grant {
+    let mut g = Grant::none().with(Capability::Helper);
+    g.helpers.push(argv(&["systemctl", "status", unit]));
+    g.helpers.push(argv(&["systemctl", verb]));
+    g.helpers.push(argv(&["pm-is-supported", pm_flag]));
+    g.helpers.push(argv(&[pm_program]));
+    // writing /sys/power/state returns only after the guest resumes
+    g.deadline = HELPER_DEADLINE;
+    if sys_state {
+        g = g
+            .with(Capability::Sysfs)
+            .sysfs_reads(&["/sys/power/state"])
+            .sysfs_writes(&["/sys/power/state"]);
+    }
+    g
+}
+
+/// strerror(3) as glibc words it ("Success" for 0): std's text without
+/// its " (os error N)" suffix. (nix's `Errno::desc` uses different words
+/// for some errors, e.g. ELOOP.)
+pub fn strerror(errno: i32) -> String {
+    if errno == 0 {
+        return "Success".to_owned();
+    }
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.strip_suffix(&format!(" (os error {errno})")) {
+        Some(t) => t.to_owned(),
+        None => text,
     }
 }
 
@@ -303,9 +482,9 @@ fn mount_pattern_matches(pattern: &str, path: &str) -> bool {
 }
 
 /// strerror(3) text of an I/O error, without Rust's " (os error N)".
-pub fn strerror(e: &std::io::Error) -> String {
+pub fn io_strerror(e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
+        Some(code) => strerror(code),
         None => e.to_string(),
     }
 }
@@ -330,6 +509,12 @@ pub enum Denied {
     Program { command: String, program: String },
     #[error("permission denied: {command} may not set environment variable {name}")]
     Env { command: String, name: String },
+    #[error("permission denied: {command} may not write {path}")]
+    WritePath { command: String, path: String },
+    #[error("permission denied: {command} may not run {argv}")]
+    Helper { command: String, argv: String },
+    #[error("permission denied: {command} may not touch the keys of user {user}")]
+    User { command: String, user: String },
 }
 
 /// State that outlives a call, held by the host and shared by every call
@@ -397,6 +582,57 @@ mod tests {
     }
 
     #[test]
+    fn each_system_command_gets_only_its_capabilities() {
+        use Capability::*;
+        let caps = |c| Grant::builtin(c, &no_env).capabilities.into_iter().collect::<Vec<_>>();
+        assert_eq!(caps("guest-network-get-interfaces"), [ReadFile, NetInfo]);
+        for c in [
+            "guest-get-vcpus",
+            "guest-set-vcpus",
+            "guest-get-memory-blocks",
+            "guest-set-memory-blocks",
+            "guest-get-memory-block-info",
+        ] {
+            assert_eq!(caps(c), [Sysfs], "{c}");
+        }
+        assert_eq!(caps("guest-get-cpustats"), [ReadFile]);
+        assert_eq!(caps("guest-shutdown"), [Helper]);
+        assert_eq!(caps("guest-suspend-ram"), [Sysfs, Helper]);
+        assert_eq!(caps("guest-suspend-disk"), [Sysfs, Helper]);
+        assert_eq!(caps("guest-suspend-hybrid"), [Helper]);
+        assert_eq!(caps("guest-set-time"), [Clock, Helper, ClockSet]);
+        assert_eq!(caps("guest-set-user-password"), [Helper]);
+        for c in [
+            "guest-ssh-get-authorized-keys",
+            "guest-ssh-add-authorized-keys",
+            "guest-ssh-remove-authorized-keys",
+        ] {
+            assert_eq!(caps(c), [AuthorizedKeys], "{c}");
+        }
+        // read-only commands can write nothing and run nothing
+        for c in [
+            "guest-network-get-interfaces",
+            "guest-get-vcpus",
+            "guest-get-memory-blocks",
+            "guest-get-memory-block-info",
+            "guest-get-cpustats",
+        ] {
+            let g = Grant::builtin(c, &no_env);
+            assert!(g.sysfs_write.is_empty() && g.helpers.is_empty(), "{c}");
+        }
+        assert_eq!(
+            Grant::builtin("guest-get-cpustats", &no_env).read_files,
+            [PathBuf::from("/proc/stat")]
+        );
+        assert_eq!(
+            Grant::builtin("guest-network-get-interfaces", &no_env).read_files,
+            [PathBuf::from("/proc/net/dev")]
+        );
+        // the clock is set only by guest-set-time; get-time cannot
+        assert!(!Grant::builtin("guest-get-time", &no_env).allows(ClockSet));
+    }
+
+    #[test]
     fn osinfo_reads_qga_os_release_instead_when_set() {
         let env = |k: &str| (k == "QGA_OS_RELEASE").then(|| "/tmp/osr".to_owned());
         let g = Grant::builtin("guest-get-osinfo", &env);
@@ -436,6 +672,13 @@ mod tests {
         assert!(!g.allows_mount("/"));
         g.mounts = vec!["*".into()];
         assert!(g.allows_mount("/"));
+    }
+
+    #[test]
+    fn strerror_is_glibc_wording() {
+        assert_eq!(strerror(0), "Success");
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+        assert_eq!(strerror(libc::ELOOP), "Too many levels of symbolic links");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use thiserror::Error;
 
 use super::qga::agent::freeze::Host;
-use super::{CallCtx, Capability, Denied, QgaError, strerror};
+use super::{CallCtx, Capability, Denied, QgaError, io_strerror};
 
 /// The file qemu-ga 7.2 keeps while frozen.
 pub const STATE_FILE: &str = "qga.state.isfrozen";
@@ -153,7 +153,7 @@ pub fn parse_mountinfo(text: &str, block_dev: &dyn Fn(&Path) -> Option<(u32, u32
 
 /// The mounted filesystems, read now.
 pub fn mounts() -> Result<Vec<Mount>, FreezeError> {
-    let bytes = sys::mountinfo().map_err(|e| FreezeError::Mounts(strerror(&e)))?;
+    let bytes = sys::mountinfo().map_err(|e| FreezeError::Mounts(io_strerror(&e)))?;
     Ok(parse_mountinfo(&String::from_utf8_lossy(&bytes), &sys::block_dev))
 }
 
@@ -227,11 +227,11 @@ impl FreezeState {
         };
         sys::executable(hook).map_err(|e| HookError::Access {
             path: hook.display().to_string(),
-            reason: strerror(&e),
+            reason: io_strerror(&e),
         })?;
         tracing::info!("executing fsfreeze hook with arg '{}'", arg.as_str());
         match sys::run_hook(hook, arg.as_str()) {
-            Err(e) => Err(HookError::Spawn(strerror(&e))),
+            Err(e) => Err(HookError::Spawn(io_strerror(&e))),
             Ok(sys::HookExit::Abnormal) => Err(HookError::Abnormal),
             Ok(sys::HookExit::Code(0)) => Ok(()),
             Ok(sys::HookExit::Code(code)) => Err(HookError::Status(code)),
@@ -305,7 +305,7 @@ impl FreezeState {
                 Err(e) => {
                     failure = Some(FreezeError::Open {
                         path: mount.dirname.clone(),
-                        reason: strerror(&e),
+                        reason: io_strerror(&e),
                     });
                     break;
                 }
@@ -316,7 +316,7 @@ impl FreezeState {
                 Err(e) => {
                     failure = Some(FreezeError::Freeze {
                         path: mount.dirname.clone(),
-                        reason: strerror(&e),
+                        reason: io_strerror(&e),
                     });
                     break;
                 }

@@ -5,7 +5,7 @@ mod sys;
 use std::path::Path;
 
 use super::qga::agent::fs_stat::{FsUsage, Host};
-use super::{CallCtx, Capability, Denied, QgaError, strerror};
+use super::{CallCtx, Capability, Denied, QgaError, io_strerror};
 
 impl Host for CallCtx {
     fn statvfs(&mut self, mountpoint: String) -> wasmtime::Result<Result<FsUsage, QgaError>> {
@@ -29,7 +29,7 @@ impl Host for CallCtx {
                 blocks_available,
             }),
             Err(e) => Err(QgaError {
-                desc: format!("statvfs(\"{mountpoint}\"): {}", strerror(&e)),
+                desc: format!("statvfs(\"{mountpoint}\"): {}", io_strerror(&e)),
             }),
         })
     }

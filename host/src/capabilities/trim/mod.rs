@@ -5,7 +5,7 @@ mod sys;
 use std::path::Path;
 
 use super::qga::agent::trim::{Host, TrimError, Trimmed};
-use super::{CallCtx, Capability, strerror};
+use super::{CallCtx, Capability, io_strerror};
 
 impl Host for CallCtx {
     fn trim(&mut self, mountpoint: String, minimum: u64) -> wasmtime::Result<Result<Trimmed, TrimError>> {
@@ -18,7 +18,7 @@ impl Host for CallCtx {
         }
         let file = match sys::open_mount(Path::new(&mountpoint)) {
             Ok(f) => f,
-            Err(e) => return Ok(Err(TrimError::Open(strerror(&e)))),
+            Err(e) => return Ok(Err(TrimError::Open(io_strerror(&e)))),
         };
         Ok(match sys::trim(&file, minimum) {
             Ok(range) => Ok(Trimmed {
@@ -28,7 +28,7 @@ impl Host for CallCtx {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY) | Some(libc::EOPNOTSUPP)) => {
                 Err(TrimError::NotSupported)
             }
-            Err(e) => Err(TrimError::Failed(strerror(&e))),
+            Err(e) => Err(TrimError::Failed(io_strerror(&e))),
         })
     }
 }

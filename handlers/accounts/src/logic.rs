@@ -1,0 +1,312 @@
+//! qemu-ga 7.2's password and authorized-keys logic over [`Accounts`].
+
+pub enum Outcome {
+    Exited(i32),
+    Signaled,
+    InputFailed(String),
+    SpawnFailed(String),
+}
+
+pub struct Account {
+    pub home: String,
+}
+
+pub trait Accounts {
+    fn find_chpasswd(&mut self) -> bool;
+    /// Run chpasswd (`-e` when crypted) with `input` on its stdin.
+    fn chpasswd(&mut self, crypted: bool, input: &[u8]) -> Outcome;
+    fn lookup(&mut self, user: &str) -> Result<Account, String>;
+    fn read(&mut self, user: &str) -> Result<Vec<u8>, String>;
+    fn keys_exist(&mut self, user: &str) -> bool;
+    fn ssh_dir_exists(&mut self, user: &str) -> bool;
+    fn make_ssh_dir(&mut self, user: &str) -> Result<(), String>;
+    fn write(&mut self, user: &str, contents: &[u8]) -> Result<(), String>;
+}
+
+/// qbase64_decode, strict: qemu-ga's alphabet check and message, then
+/// complete padded quanta only (GLib would silently drop a partial one).
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    const VALID: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n";
+    // A C string: it ends at the first NUL.
+    let text = text.split('\0').next().unwrap_or("");
+    if !text.bytes().all(|b| VALID.contains(&b)) {
+        return Err("Base64 data contains invalid characters".into());
+    }
+    let bad = || "Base64 data is incomplete or badly padded".to_owned();
+    let data: Vec<u8> = text.bytes().filter(|&b| b != b'\n').collect();
+    if data.len() % 4 != 0 {
+        return Err(bad());
+    }
+    let val = |b: u8| -> Option<u32> {
+        Some(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(data.len() / 4 * 3);
+    let quanta = data.len() / 4;
+    for (i, q) in data.chunks(4).enumerate() {
+        let last = i + 1 == quanta;
+        let pad = q.iter().rev().take_while(|&&b| b == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return Err(bad());
+        }
+        let mut n = 0u32;
+        for &b in &q[..4 - pad] {
+            n = (n << 6) | val(b).ok_or_else(bad)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        // non-zero bits past the data are not canonical base64
+        if (pad == 1 && bytes[2] != 0) || (pad == 2 && (bytes[1] != 0 || bytes[2] != 0)) {
+            return Err(bad());
+        }
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Ok(out)
+}
+
+/// guest-set-user-password: `USER:PASSWORD\n` to chpasswd's stdin.
+pub fn set_user_password(a: &mut dyn Accounts, username: &str, password: &str, crypted: bool) -> Result<(), String> {
+    let mut raw = decode_base64(password)?;
+    if let Some(nul) = raw.iter().position(|&b| b == 0) {
+        raw.truncate(nul);
+    }
+    if raw.contains(&b'\n') {
+        return Err("forbidden characters in raw password".into());
+    }
+    let username = username.split('\0').next().unwrap_or("");
+    if username.contains(['\n', ':']) {
+        return Err("forbidden characters in username".into());
+    }
+    if !a.find_chpasswd() {
+        return Err("cannot find 'passwd' program in PATH".into());
+    }
+    let mut input = Vec::with_capacity(username.len() + raw.len() + 2);
+    input.extend_from_slice(username.as_bytes());
+    input.push(b':');
+    input.extend_from_slice(&raw);
+    input.push(b'\n');
+    let outcome = a.chpasswd(crypted, &input);
+    // the clear-text copies die with this instance; wipe them anyway
+    input.iter_mut().for_each(|b| *b = 0);
+    raw.iter_mut().for_each(|b| *b = 0);
+    match outcome {
+        Outcome::Exited(0) => Ok(()),
+        Outcome::Exited(_) => Err("child process has failed to set user password".into()),
+        Outcome::Signaled => Err("child process has terminated abnormally".into()),
+        Outcome::InputFailed(e) => Err(format!("cannot write new account password: {e}")),
+        Outcome::SpawnFailed(e) => Err(format!("failed to create child process: {e}")),
+    }
+}
+
+/// g_build_filename of two parts.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        return name.to_owned();
+    }
+    let trimmed = dir.trim_end_matches('/');
+    if trimmed.is_empty() {
+        format!("/{name}")
+    } else {
+        format!("{trimmed}/{name}")
+    }
+}
+
+fn keys_path(home: &str) -> String {
+    join(&join(home, ".ssh"), "authorized_keys")
+}
+
+fn lookup(a: &mut dyn Accounts, user: &str) -> Result<Account, String> {
+    a.lookup(user)
+        .map_err(|e| format!("failed to lookup user '{user}': {e}"))
+}
+
+/// g_strsplit(contents, "\n", -1) of a C string.
+fn split_lines(contents: &[u8]) -> Vec<String> {
+    let end = contents.iter().position(|&b| b == 0).unwrap_or(contents.len());
+    String::from_utf8_lossy(&contents[..end])
+        .split('\n')
+        .map(str::to_owned)
+        .collect()
+}
+
+fn check_keys(keys: &[String]) -> Result<(), String> {
+    for k in keys {
+        if k.starts_with('#') || k.contains('\n') {
+            return Err(format!("invalid OpenSSH public key: '{k}'"));
+        }
+    }
+    Ok(())
+}
+
+/// guest-ssh-get-authorized-keys: stripped, non-empty, non-comment lines,
+/// last first (qemu-ga prepends each to its list).
+pub fn get_keys(a: &mut dyn Accounts, user: &str) -> Result<Vec<String>, String> {
+    let account = lookup(a, user)?;
+    let contents = a
+        .read(user)
+        .map_err(|e| format!("failed to read '{}': {e}", keys_path(&account.home)))?;
+    let mut out = Vec::new();
+    for line in split_lines(&contents) {
+        let line = line.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.insert(0, line.to_owned());
+    }
+    Ok(out)
+}
+
+/// guest-ssh-add-authorized-keys.
+pub fn add_keys(a: &mut dyn Accounts, user: &str, keys: &[String], reset: bool) -> Result<(), String> {
+    check_keys(keys)?;
+    lookup(a, user)?;
+    let existing = if reset { None } else { a.read(user).ok() };
+    if existing.is_none() && !a.ssh_dir_exists(user) {
+        a.make_ssh_dir(user)?;
+    }
+    let mut lines = existing.as_deref().map(split_lines).unwrap_or_default();
+    for k in keys {
+        if !lines.contains(k) {
+            lines.push(k.clone());
+        }
+    }
+    a.write(user, lines.join("\n").as_bytes())
+}
+
+/// guest-ssh-remove-authorized-keys.
+pub fn remove_keys(a: &mut dyn Accounts, user: &str, keys: &[String]) -> Result<(), String> {
+    check_keys(keys)?;
+    let account = lookup(a, user)?;
+    if !a.keys_exist(user) {
+        return Ok(());
+    }
+    let contents = a
+        .read(user)
+        .map_err(|e| format!("failed to read '{}': {e}", keys_path(&account.home)))?;
+    let kept: Vec<String> = split_lines(&contents)
+        .into_iter()
+        .filter(|l| !keys.contains(l))
+        .collect();
+    a.write(user, kept.join("\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Fake {
+        file: Option<Vec<u8>>,
+        ssh_dir: bool,
+        chpasswd_input: Vec<Vec<u8>>,
+        status: i32,
+    }
+
+    impl Accounts for Fake {
+        fn find_chpasswd(&mut self) -> bool {
+            true
+        }
+        fn chpasswd(&mut self, _crypted: bool, input: &[u8]) -> Outcome {
+            self.chpasswd_input.push(input.to_vec());
+            Outcome::Exited(self.status)
+        }
+        fn lookup(&mut self, user: &str) -> Result<Account, String> {
+            if user == "u" {
+                Ok(Account { home: "/home/u".into() })
+            } else {
+                Err("Success".into())
+            }
+        }
+        fn read(&mut self, _user: &str) -> Result<Vec<u8>, String> {
+            self.file.clone().ok_or_else(|| {
+                "Failed to open file \u{201c}/home/u/.ssh/authorized_keys\u{201d}: No such file or directory".into()
+            })
+        }
+        fn keys_exist(&mut self, _user: &str) -> bool {
+            self.file.is_some()
+        }
+        fn ssh_dir_exists(&mut self, _user: &str) -> bool {
+            self.ssh_dir
+        }
+        fn make_ssh_dir(&mut self, _user: &str) -> Result<(), String> {
+            self.ssh_dir = true;
+            Ok(())
+        }
+        fn write(&mut self, _user: &str, contents: &[u8]) -> Result<(), String> {
+            self.file = Some(contents.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn password_goes_to_stdin_and_checks_come_first() {
+        let mut f = Fake::default();
+        assert_eq!(set_user_password(&mut f, "u", "c2VjcmV0", false), Ok(()));
+        assert_eq!(f.chpasswd_input, [b"u:secret\n".to_vec()]);
+        assert_eq!(
+            set_user_password(&mut f, "u", "eAp5", false),
+            Err("forbidden characters in raw password".into())
+        );
+        assert_eq!(
+            set_user_password(&mut f, "a:b", "eA==", false),
+            Err("forbidden characters in username".into())
+        );
+        assert_eq!(
+            set_user_password(&mut f, "u", "!!", false),
+            Err("Base64 data contains invalid characters".into())
+        );
+        f.status = 1;
+        assert_eq!(
+            set_user_password(&mut f, "nobody", "eA==", true),
+            Err("child process has failed to set user password".into())
+        );
+    }
+
+    #[test]
+    fn base64_is_strict() {
+        assert_eq!(decode_base64("aGVsbG8=\n"), Ok(b"hello".to_vec()));
+        assert_eq!(decode_base64(""), Ok(vec![]));
+        assert!(decode_base64("aGVsbG8").is_err());
+        assert!(decode_base64("aG=sbG8=").is_err());
+        assert!(decode_base64("aGVsbG9=").is_err());
+    }
+
+    #[test]
+    fn keys_add_get_remove_as_qemu_ga() {
+        let mut f = Fake::default();
+        let k = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(add_keys(&mut f, "u", &k(&["a 1", "b 2", "a 1"]), false), Ok(()));
+        assert!(f.ssh_dir);
+        assert_eq!(f.file.as_deref(), Some(&b"a 1\nb 2"[..]));
+        assert_eq!(get_keys(&mut f, "u"), Ok(k(&["b 2", "a 1"])));
+        assert_eq!(add_keys(&mut f, "u", &k(&["c 3", "b 2"]), false), Ok(()));
+        assert_eq!(f.file.as_deref(), Some(&b"a 1\nb 2\nc 3"[..]));
+        assert_eq!(remove_keys(&mut f, "u", &k(&["b 2", "zz"])), Ok(()));
+        assert_eq!(f.file.as_deref(), Some(&b"a 1\nc 3"[..]));
+        assert_eq!(add_keys(&mut f, "u", &k(&["d 4"]), true), Ok(()));
+        assert_eq!(f.file.as_deref(), Some(&b"d 4"[..]));
+        f.file = Some(b"  # comment\n\n x y \n".to_vec());
+        assert_eq!(get_keys(&mut f, "u"), Ok(k(&["x y"])));
+        assert_eq!(
+            add_keys(&mut f, "u", &k(&["#x"]), false),
+            Err("invalid OpenSSH public key: '#x'".into())
+        );
+        assert_eq!(
+            get_keys(&mut f, "nosuch"),
+            Err("failed to lookup user 'nosuch': Success".into())
+        );
+        f.file = None;
+        assert_eq!(
+            get_keys(&mut f, "u"),
+            Err("failed to read '/home/u/.ssh/authorized_keys': Failed to open file \u{201c}/home/u/.ssh/authorized_keys\u{201d}: No such file or directory".into())
+        );
+        assert_eq!(remove_keys(&mut f, "u", &k(&["x"])), Ok(()));
+        assert_eq!(f.file, None);
+    }
+}

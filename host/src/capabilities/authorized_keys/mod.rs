@@ -1,0 +1,100 @@
+//! `qga:agent/authorized-keys`: ~USER/.ssh/authorized_keys of the users the
+//! grant allows. The handler names a user, never a path: the host derives
+//! the path from the passwd entry. Files are opened relative to the home
+//! directory without following a symlink at `.ssh` or `authorized_keys`
+//! (qemu-ga 7.2 follows them as root, which lets a user redirect the
+//! agent's reads and writes to any file), written atomically (a temporary
+//! file in ~/.ssh, then rename) and given to the user (0700 directory,
+//! 0600 file, as qemu-ga leaves them).
+
+mod sys;
+
+use super::qga::agent::authorized_keys::{Account, Host};
+use super::{CallCtx, Capability, Denied, Grant};
+
+/// May the grant touch this user's keys?
+pub fn may_touch(grant: &Grant, user: &str) -> bool {
+    grant
+        .ssh_users
+        .as_ref()
+        .is_none_or(|users| users.iter().any(|u| u == user))
+}
+
+fn check(ctx: &CallCtx, user: &str) -> Result<(), Denied> {
+    ctx.grant.require(&ctx.command, Capability::AuthorizedKeys)?;
+    if may_touch(&ctx.grant, user) {
+        Ok(())
+    } else {
+        Err(Denied::User {
+            command: ctx.command.to_string(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+/// The entry, or GLib's error text.
+fn lookup(user: &str) -> Result<sys::Entry, String> {
+    sys::lookup(user)
+}
+
+impl Host for CallCtx {
+    fn lookup(&mut self, user: String) -> wasmtime::Result<Result<Account, String>> {
+        check(self, &user)?;
+        Ok(lookup(&user).map(|e| Account {
+            name: e.name,
+            uid: e.uid,
+            gid: e.gid,
+            home: e.home,
+        }))
+    }
+
+    fn read(&mut self, user: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        check(self, &user)?;
+        Ok(lookup(&user).and_then(|e| sys::read_keys(&e)))
+    }
+
+    fn keys_exist(&mut self, user: String) -> wasmtime::Result<bool> {
+        check(self, &user)?;
+        Ok(lookup(&user).is_ok_and(|e| sys::keys_exist(&e)))
+    }
+
+    fn ssh_dir_exists(&mut self, user: String) -> wasmtime::Result<bool> {
+        check(self, &user)?;
+        Ok(lookup(&user).is_ok_and(|e| sys::ssh_dir_exists(&e)))
+    }
+
+    fn make_ssh_dir(&mut self, user: String) -> wasmtime::Result<Result<(), String>> {
+        check(self, &user)?;
+        Ok(lookup(&user).and_then(|e| sys::make_ssh_dir(&e)))
+    }
+
+    fn write(&mut self, user: String, contents: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        check(self, &user)?;
+        Ok(lookup(&user).and_then(|e| sys::write_keys(&e, &contents)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_any_user_and_a_policy_can_narrow_it() {
+        let env = |_: &str| None;
+        let mut g = Grant::builtin("guest-ssh-add-authorized-keys", &env);
+        assert!(may_touch(&g, "root"));
+        assert!(may_touch(&g, "qgatest"));
+        g.ssh_users = Some(vec!["qgatest".to_owned()]);
+        assert!(may_touch(&g, "qgatest"));
+        assert!(!may_touch(&g, "root"));
+        assert!(!may_touch(&Grant::none(), "root"));
+    }
+
+    #[test]
+    fn paths_join_as_g_build_filename() {
+        assert_eq!(sys::join("/home/u", ".ssh"), "/home/u/.ssh");
+        assert_eq!(sys::join("/home/u/", ".ssh"), "/home/u/.ssh");
+        assert_eq!(sys::join("/", ".ssh"), "/.ssh");
+        assert_eq!(sys::join("", ".ssh"), ".ssh");
+    }
+}

@@ -1,0 +1,182 @@
+//! `qga:agent/sysfs`: sysfs (and procfs) files named by the grant's path
+//! patterns, read and write patterns apart.
+//!
+//! A pattern is an absolute path whose components are literal, except that
+//! `{n}` inside a component matches one or more ASCII digits
+//! (`/sys/devices/system/cpu/cpu{n}/online`). A path is checked after it is
+//! made canonical in form (one trailing `/` dropped); a path with `.`, `..`,
+//! an empty component or a NUL never matches.
+
+mod sys;
+
+use super::qga::agent::sysfs::{DirEntry, Host, OsError};
+use super::{CallCtx, Capability, Denied, Grant};
+
+/// Does `path` match `pattern`?
+pub fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let Some(path) = normalize(path) else {
+        return false;
+    };
+    let mut pat = pattern.split('/');
+    let mut comps = path.split('/');
+    loop {
+        match (pat.next(), comps.next()) {
+            (None, None) => return true,
+            (Some(p), Some(c)) if component_matches(p, c) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The path without one trailing `/`, or `None` when it is not absolute or
+/// has a `.`, `..` or empty component, or a NUL.
+fn normalize(path: &str) -> Option<&str> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let rest = path.strip_prefix('/')?;
+    if path.contains('\0') || rest.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return None;
+    }
+    Some(path)
+}
+
+fn component_matches(pattern: &str, comp: &str) -> bool {
+    match pattern.split_once("{n}") {
+        None => pattern == comp,
+        Some((prefix, suffix)) => {
+            let Some(rest) = comp.strip_prefix(prefix) else {
+                return false;
+            };
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && component_matches(suffix, &rest[digits..])
+        }
+    }
+}
+
+fn check(ctx: &CallCtx, path: &str, write: bool) -> Result<(), Denied> {
+    ctx.grant.require(&ctx.command, Capability::Sysfs)?;
+    let patterns = if write {
+        &ctx.grant.sysfs_write
+    } else {
+        &ctx.grant.sysfs_read
+    };
+    if patterns.iter().any(|p| pattern_matches(p, path)) {
+        return Ok(());
+    }
+    let command = ctx.command.to_string();
+    let path = path.to_owned();
+    Err(if write {
+        Denied::WritePath { command, path }
+    } else {
+        Denied::Path { command, path }
+    })
+}
+
+/// Whether a grant lets `path` be written (for `qga policy` and tests).
+pub fn may_write(grant: &Grant, path: &str) -> bool {
+    grant.sysfs_write.iter().any(|p| pattern_matches(p, path))
+}
+
+fn os_error(e: std::io::Error) -> OsError {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    OsError {
+        errno,
+        message: sys::strerror(errno),
+    }
+}
+
+impl Host for CallCtx {
+    fn open_dir(&mut self, path: String) -> wasmtime::Result<Result<(), OsError>> {
+        check(self, &path, false)?;
+        Ok(sys::open_dir(&path).map_err(os_error))
+    }
+
+    fn list_dir(&mut self, path: String) -> wasmtime::Result<Result<Vec<DirEntry>, OsError>> {
+        check(self, &path, false)?;
+        Ok(sys::list_dir(&path)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|(name, is_dir)| DirEntry { name, is_dir })
+                    .collect()
+            })
+            .map_err(os_error))
+    }
+
+    fn read(&mut self, path: String, max: u32) -> wasmtime::Result<Result<Vec<u8>, OsError>> {
+        check(self, &path, false)?;
+        Ok(sys::read(&path, max.min(1 << 20) as usize).map_err(os_error))
+    }
+
+    fn write(&mut self, path: String, data: Vec<u8>) -> wasmtime::Result<Result<(), OsError>> {
+        check(self, &path, true)?;
+        Ok(sys::write(&path, &data).map_err(os_error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_placeholder_matches_only_digits() {
+        let p = "/sys/devices/system/cpu/cpu{n}/online";
+        assert!(pattern_matches(p, "/sys/devices/system/cpu/cpu0/online"));
+        assert!(pattern_matches(p, "/sys/devices/system/cpu/cpu17/online"));
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu/cpu/online"));
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu/cpufreq/online"));
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu/cpu1x/online"));
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu/cpu1/online/x"));
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu/cpu1"));
+    }
+
+    #[test]
+    fn traversal_and_odd_forms_never_match() {
+        let p = "/sys/devices/system/cpu/cpu{n}/online";
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu/cpu1/../cpu1/online"));
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu/cpu1/./online"));
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu//cpu1/online"));
+        assert!(!pattern_matches(p, "sys/devices/system/cpu/cpu1/online"));
+        assert!(!pattern_matches(p, "/sys/devices/system/cpu/cpu1/online\0"));
+        assert!(!pattern_matches("/sys/power/state", "/sys/power/state/.."));
+    }
+
+    #[test]
+    fn one_trailing_slash_is_the_directory() {
+        assert!(pattern_matches(
+            "/sys/devices/system/cpu/cpu{n}",
+            "/sys/devices/system/cpu/cpu1/"
+        ));
+        assert!(pattern_matches(
+            "/sys/devices/system/memory",
+            "/sys/devices/system/memory/"
+        ));
+        assert!(!pattern_matches(
+            "/sys/devices/system/memory",
+            "/sys/devices/system/memory//"
+        ));
+    }
+
+    #[test]
+    fn builtin_write_grants_are_exactly_qemu_ga_files() {
+        let env = |_: &str| None;
+        let g = Grant::builtin("guest-set-vcpus", &env);
+        assert!(may_write(&g, "/sys/devices/system/cpu/cpu1/online"));
+        assert!(!may_write(&g, "/sys/devices/system/memory/memory1/state"));
+        assert!(!may_write(&g, "/sys/power/state"));
+        let g = Grant::builtin("guest-set-memory-blocks", &env);
+        assert!(may_write(&g, "/sys/devices/system/memory/memory12/state"));
+        assert!(!may_write(&g, "/sys/devices/system/cpu/cpu1/online"));
+        for ro in [
+            "guest-get-vcpus",
+            "guest-get-memory-blocks",
+            "guest-get-memory-block-info",
+            "guest-network-get-interfaces",
+            "guest-get-cpustats",
+            "guest-suspend-hybrid",
+        ] {
+            assert!(Grant::builtin(ro, &env).sysfs_write.is_empty(), "{ro}");
+        }
+        let g = Grant::builtin("guest-suspend-ram", &env);
+        assert_eq!(g.sysfs_write, ["/sys/power/state"]);
+    }
+}
