@@ -34,14 +34,6 @@ fn fixtures_replay_against_real_qemu_ga() {
     replay_all(&fixture::fixtures_dir(), || Agent::qemu_ga(&[]));
 }
 
-/// Transcripts for command families not built yet: kept true against the
-/// reference until each family moves its part into tests/fixtures/.
-#[test]
-fn pending_fixtures_replay_against_real_qemu_ga() {
-    qemu_ga_binary();
-    replay_all(&fixture::fixtures_dir().join("pending"), || Agent::qemu_ga(&[]));
-}
-
 #[test]
 fn deviations_replay_against_qga() {
     replay_all(&fixture::fixtures_dir().join("deviations"), || Agent::qga(&[]));
