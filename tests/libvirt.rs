@@ -49,26 +49,26 @@ const STEPS: &[(&str, Check)] = &[
     ("domfsthaw @DOM@", Same),
     ("domfstrim @DOM@", Same),
     // network
-    // ("domifaddr @DOM@ --source agent", Same),
-    // ("guestinfo @DOM@ --interface", Same),
+    ("domifaddr @DOM@ --source agent", Same),
+    ("guestinfo @DOM@ --interface", Same),
     // clock (guest-set-time)
-    // ("domtime @DOM@ --time 1700000000", Same),
-    // ("domtime @DOM@", Same),
-    // ("domtime @DOM@ --sync", Same),
+    ("domtime @DOM@ --time 1700000000", Same),
+    ("domtime @DOM@", Same),
+    ("domtime @DOM@ --sync", Same),
     // password and ssh keys
-    // ("set-user-password @DOM@ qgatest s3cret-Pw", Same),
-    // ("set-user-sshkeys @DOM@ qgatest --file @WORK@/keys", Same),
-    // ("get-user-sshkeys @DOM@ qgatest", Same),
-    // ("set-user-sshkeys @DOM@ qgatest --remove --file @WORK@/keys", Same),
-    // ("get-user-sshkeys @DOM@ qgatest", Same),
+    ("set-user-password @DOM@ qgatest s3cret-Pw", Same),
+    ("set-user-sshkeys @DOM@ qgatest --file @WORK@/keys", Same),
+    ("get-user-sshkeys @DOM@ qgatest", Same),
+    ("set-user-sshkeys @DOM@ qgatest --remove --file @WORK@/keys", Same),
+    ("get-user-sshkeys @DOM@ qgatest", Same),
     // vcpus
-    // ("guestvcpus @DOM@", Same),
-    // ("guestvcpus @DOM@ --cpulist 1 --disable", Same),
-    // ("guestvcpus @DOM@", Same),
-    // ("guestvcpus @DOM@ --cpulist 1 --enable", Same),
-    // ("guestinfo @DOM@", Same),
+    ("guestvcpus @DOM@", Same),
+    ("guestvcpus @DOM@ --cpulist 1 --disable", Same),
+    ("guestvcpus @DOM@", Same),
+    ("guestvcpus @DOM@ --cpulist 1 --enable", Same),
+    ("guestinfo @DOM@", Same),
     // system (last: the domain shuts off; the script waits for "shut off")
-    // ("shutdown @DOM@ --mode agent", Same),
+    ("shutdown @DOM@ --mode agent", Same),
 ];
 
 /// One virsh step's exit status and output (domain name replaced by @DOM@).

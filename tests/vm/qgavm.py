@@ -330,6 +330,10 @@ ip link set lo up
 i=0
 while [ $i -lt 100 ] && [ ! -e /sys/class/net/eth0 ]; do i=$((i+1)); usleep 50000; done
 if [ -e /sys/class/net/eth0 ]; then
+  # No router-advertised (SLAAC) address: whether it has arrived yet would
+  # depend on boot timing, and the tests compare address lists.
+  echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra 2>/dev/null
+  echo 0 > /proc/sys/net/ipv6/conf/eth0/autoconf 2>/dev/null
   ip link set eth0 up
   ip addr add @GUEST_IP@ dev eth0
   ip route add default via @GUEST_GW@
