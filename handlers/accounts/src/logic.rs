@@ -34,7 +34,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     }
     let bad = || "Base64 data is incomplete or badly padded".to_owned();
     let data: Vec<u8> = text.bytes().filter(|&b| b != b'\n').collect();
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return Err(bad());
     }
     let val = |b: u8| -> Option<u32> {

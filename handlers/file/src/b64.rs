@@ -34,7 +34,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     } else {
         bytes
     };
-    if compact.len() % 4 != 0 {
+    if !compact.len().is_multiple_of(4) {
         return Err(BAD_PADDING.to_owned());
     }
     if compact.is_empty() {

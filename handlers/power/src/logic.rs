@@ -241,8 +241,10 @@ mod tests {
 
     #[test]
     fn without_systemd_or_pm_utils_sys_power_state() {
-        let mut f = Fake::default();
-        f.state = Some(b"freeze mem\n".to_vec());
+        let mut f = Fake {
+            state: Some(b"freeze mem\n".to_vec()),
+            ..Default::default()
+        };
         assert_eq!(suspend(&mut f, Mode::Ram), Ok(()));
         assert_eq!(f.written, ["mem"]);
         assert_eq!(
