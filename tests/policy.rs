@@ -599,3 +599,48 @@ fn pinned_digest_mismatch_refuses_to_start() {
             .contains(r#""event":"component-reject""#)
     );
 }
+
+#[test]
+fn a_file_handle_opened_before_a_swap_is_still_readable_after_it() {
+    let scratch = Scratch::new("policy-handle");
+    let handlers = handlers_with_v1(&scratch);
+    let data = scratch.path("data.txt");
+    std::fs::write(&data, "before-swap|after-swap").unwrap();
+    let agent = Agent::qga(&["--handlers", s(&handlers)]);
+    let mut c = agent.connect();
+    let handle = c.call(&format!(
+        r#"{{"execute":"guest-file-open","arguments":{{"path":"{}"}}}}"#,
+        s(&data)
+    ));
+    let handle: i64 = handle
+        .strip_prefix(r#"{"return": "#)
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("no handle: {handle}"))
+        .parse()
+        .unwrap();
+    // "before-swap|" is 12 bytes: YmVmb3JlLXN3YXB8 in base64.
+    assert_eq!(
+        c.call(&format!(
+            r#"{{"execute":"guest-file-read","arguments":{{"handle":{handle},"count":12}}}}"#
+        )),
+        r#"{"return": {"count": 12, "buf-b64": "YmVmb3JlLXN3YXB8", "eof": false}}"#
+    );
+    install(&handlers, &v2_bytes());
+    agent.signal(SIGHUP);
+    wait_for("the swap", Duration::from_secs(30), || {
+        c.call(r#"{"execute":"fixture-version"}"#) == r#"{"return": 2}"#
+    });
+    // The new generation serves the same open-file table.
+    assert_eq!(
+        c.call(&format!(
+            r#"{{"execute":"guest-file-read","arguments":{{"handle":{handle}}}}}"#
+        )),
+        r#"{"return": {"count": 10, "buf-b64": "YWZ0ZXItc3dhcA==", "eof": true}}"#
+    );
+    assert_eq!(
+        c.call(&format!(
+            r#"{{"execute":"guest-file-close","arguments":{{"handle":{handle}}}}}"#
+        )),
+        r#"{"return": {}}"#
+    );
+}
