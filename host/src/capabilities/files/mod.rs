@@ -9,7 +9,7 @@
 
 mod sys;
 
-pub use sys::{return_large_allocations_to_os, strerror};
+pub use sys::return_large_allocations_to_os;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -212,7 +212,7 @@ fn write_state(path: &Path, counter: i64) -> std::io::Result<()> {
 }
 
 fn os(e: &std::io::Error) -> FileError {
-    FileError::Os(sys::strerror(e))
+    FileError::Os(super::io_strerror(e))
 }
 
 impl CallCtx {

@@ -86,20 +86,6 @@ pub fn seek(file: &File, offset: i64, whence: Whence) -> std::io::Result<u64> {
     Ok(pos as u64)
 }
 
-/// The strerror(3) text of an error, as qemu-ga prints it.
-pub fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            let text = std::io::Error::from_raw_os_error(code).to_string();
-            match text.rfind(" (os error ") {
-                Some(i) => text[..i].to_owned(),
-                None => text,
-            }
-        }
-        None => e.to_string(),
-    }
-}
-
 /// Make glibc serve allocations of 1 MiB and more with their own mappings
 /// and unmap them on free (a fixed M_MMAP_THRESHOLD, which also turns off
 /// glibc's dynamic threshold that would otherwise climb to 32 MiB after the

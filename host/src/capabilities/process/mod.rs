@@ -273,7 +273,7 @@ impl ChildTable {
 fn spawn_failed(program: &str, errno: &std::io::Error) -> String {
     format!(
         "Failed to execute child process \u{201c}{program}\u{201d} ({})",
-        super::files::strerror(errno)
+        super::io_strerror(errno)
     )
 }
 
