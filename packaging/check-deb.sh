@@ -15,6 +15,7 @@ dpkg-deb -f "$deb" Conflicts | grep -q qemu-guest-agent || { echo "check-deb: no
 # Render the man page and the help as an operator would see them.
 zcat target/packaging/qga.8.gz | MANWIDTH=80 man -l - | grep -q -- "--block-rpcs" || { echo "check-deb: man page does not render" >&2; exit 1; }
 ./target/release/qga --help | grep -q "Channel:" || { echo "check-deb: --help lacks its groups" >&2; exit 1; }
+QGA_CONF=/nonexistent ./target/release/qga policy audit | grep -q "^guest-ping " || { echo "check-deb: policy audit does not render" >&2; exit 1; }
 echo "check-deb: package ok ($(grep -c . <<<"$listing") entries)"
 
 # Install into, then remove from, an empty root: every file goes in, and
