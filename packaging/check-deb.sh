@@ -13,9 +13,12 @@ for path in ./usr/sbin/qga ./lib/systemd/system/qga.service ./lib/systemd/system
 done
 dpkg-deb -f "$deb" Conflicts | grep -q qemu-guest-agent || { echo "check-deb: no Conflicts: qemu-guest-agent" >&2; exit 1; }
 # Render the man page and the help as an operator would see them.
-zcat target/packaging/qga.8.gz | MANWIDTH=80 man -l - | grep -q -- "--block-rpcs" || { echo "check-deb: man page does not render" >&2; exit 1; }
-./target/release/qga --help | grep -q "Channel:" || { echo "check-deb: --help lacks its groups" >&2; exit 1; }
-QGA_CONF=/nonexistent ./target/release/qga policy audit | grep -q "^guest-ping " || { echo "check-deb: policy audit does not render" >&2; exit 1; }
+manpage=$(zcat target/packaging/qga.8.gz | MANWIDTH=80 man -l -)
+grep -q -- "--block-rpcs" <<<"$manpage" || { echo "check-deb: man page does not render" >&2; exit 1; }
+help=$(./target/release/qga --help)
+grep -q "Channel:" <<<"$help" || { echo "check-deb: --help lacks its groups" >&2; exit 1; }
+audit=$(QGA_CONF=/nonexistent ./target/release/qga policy audit)
+grep -q "^guest-ping " <<<"$audit" || { echo "check-deb: policy audit does not render" >&2; exit 1; }
 echo "check-deb: package ok ($(grep -c . <<<"$listing") entries)"
 
 # Install into, then remove from, an empty root: every file goes in, and
