@@ -644,3 +644,63 @@ fn a_file_handle_opened_before_a_swap_is_still_readable_after_it() {
         r#"{"return": {}}"#
     );
 }
+
+#[test]
+fn policy_narrows_guest_file_open_to_a_directory_read_only() {
+    let scratch = Scratch::new("policy-files");
+    let allowed = scratch.path("allowed.txt");
+    std::fs::write(&allowed, "ok").unwrap();
+    let policy = scratch.path("files.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[command.\"guest-file-open\"]\nfiles.paths = [\"{}/**\"]\nfiles.modes = [\"r\"]\n",
+            s(&scratch.0)
+        ),
+    )
+    .unwrap();
+    let agent = Agent::qga(&["--policy", s(&policy)]);
+    let mut c = agent.connect();
+    let open = |c: &mut support::Client, path: &str, mode: &str| {
+        c.call(&format!(
+            r#"{{"execute":"guest-file-open","arguments":{{"path":"{path}","mode":"{mode}"}}}}"#
+        ))
+    };
+    assert!(open(&mut c, s(&allowed), "r").starts_with(r#"{"return": "#));
+    let denied = open(&mut c, s(&allowed), "w");
+    assert!(
+        denied.contains("permission denied: guest-file-open may not open"),
+        "{denied}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&allowed).unwrap(),
+        "ok",
+        "a denied 'w' open must not truncate"
+    );
+    for path in ["/etc/hostname", &format!("{}/../../etc/hostname", s(&scratch.0))] {
+        let denied = open(&mut c, path, "r");
+        assert!(
+            denied.contains("permission denied: guest-file-open may not open"),
+            "{path}: {denied}"
+        );
+    }
+    let check = std::process::Command::new(support::qga_binary())
+        .args(["policy", "check"])
+        .arg(scratch.path("bad.toml"))
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    std::fs::write(
+        scratch.path("bad.toml"),
+        "[command.\"guest-file-open\"]\nfiles.modes = [\"rw\"]\n",
+    )
+    .unwrap();
+    let check = std::process::Command::new(support::qga_binary())
+        .args(["policy", "check"])
+        .arg(scratch.path("bad.toml"))
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let text = String::from_utf8_lossy(&check.stdout).to_string() + &String::from_utf8_lossy(&check.stderr);
+    assert!(text.contains("unknown file mode 'rw'"), "{text}");
+}

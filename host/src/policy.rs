@@ -306,6 +306,94 @@ pub const SETTINGS: &[Setting] = &[
         show: |g| Json::from(g.mounts.clone()),
     },
     Setting {
+        key: "files.paths",
+        kind: Kind::Globs,
+        help: "paths guest-file-open may open (globs, matched after `..` and symlinks are resolved), within the built-in ones",
+        apply: |g, v| {
+            let rules = std::mem::take(&mut g.files);
+            for rule in rules {
+                for pattern in narrow_globs(std::slice::from_ref(&rule.pattern), strings(v)) {
+                    g.files.push(crate::capabilities::files::FileRule {
+                        pattern,
+                        modes: rule.modes.clone(),
+                    });
+                }
+            }
+            Ok(())
+        },
+        show: |g| Json::from(g.files.iter().map(|r| r.pattern.clone()).collect::<Vec<_>>()),
+    },
+    Setting {
+        key: "files.modes",
+        kind: Kind::Strings,
+        help: "open modes guest-file-open may use (r, r+, w, w+, a, a+; 'b' variants follow their base mode)",
+        apply: |g, v| {
+            let modes = strings(v);
+            if let Some(bad) = modes
+                .iter()
+                .find(|m| !crate::capabilities::files::ALL_MODES.contains(&m.as_str()))
+            {
+                return Err(format!(
+                    "unknown file mode '{bad}' (expected one of r, r+, w, w+, a, a+)"
+                ));
+            }
+            for rule in &mut g.files {
+                rule.modes.retain(|m| modes.contains(m));
+            }
+            Ok(())
+        },
+        show: |g| {
+            let mut modes: Vec<String> = g.files.iter().flat_map(|r| r.modes.iter().cloned()).collect();
+            modes.sort();
+            modes.dedup();
+            Json::from(modes)
+        },
+    },
+    Setting {
+        key: "process.programs",
+        kind: Kind::Globs,
+        help: "programs guest-exec may run (globs over the resolved path), within the built-in ones",
+        apply: |g, v| {
+            g.process.programs = narrow_globs(&g.process.programs, strings(v));
+            Ok(())
+        },
+        show: |g| Json::from(g.process.programs.clone()),
+    },
+    Setting {
+        key: "process.env",
+        kind: Kind::Strings,
+        help: "environment variable names a guest-exec request may set",
+        apply: |g, v| {
+            let names = strings(v);
+            g.process.env_names = Some(match &g.process.env_names {
+                None => names.to_vec(),
+                Some(granted) => granted.iter().filter(|n| names.contains(n)).cloned().collect(),
+            });
+            Ok(())
+        },
+        show: |g| match &g.process.env_names {
+            None => Json::from("*"),
+            Some(names) => Json::from(names.clone()),
+        },
+    },
+    Setting {
+        key: "ssh.users",
+        kind: Kind::Strings,
+        help: "users whose ~/.ssh/authorized_keys the ssh-key commands may touch",
+        apply: |g, v| {
+            let users = strings(v);
+            g.ssh_users = Some(match &g.ssh_users {
+                None => users.to_vec(),
+                Some(granted) => granted.iter().filter(|u| users.contains(u)).cloned().collect(),
+            });
+            Ok(())
+        },
+        show: |g| match &g.ssh_users {
+            None => Json::from("*"),
+            Some(users) => Json::from(users.clone()),
+        },
+    },
+    Setting {
         key: "env",
         kind: Kind::Strings,
         help: "WASI environment variables kept (names)",
