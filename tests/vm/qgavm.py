@@ -334,6 +334,9 @@ if [ -e /sys/class/net/eth0 ]; then
   # depend on boot timing, and the tests compare address lists.
   echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_ra 2>/dev/null
   echo 0 > /proc/sys/net/ipv6/conf/eth0/autoconf 2>/dev/null
+  # The link-local address valid at once, not after duplicate detection:
+  # otherwise whether it is listed yet depends on boot timing too.
+  echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad 2>/dev/null
   ip link set eth0 up
   ip addr add @GUEST_IP@ dev eth0
   ip route add default via @GUEST_GW@
