@@ -2,11 +2,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// qemu-ga's DEFAULT_NEW_FILE_MODE, set with fchmod (so independent of the
-/// umask) on files it creates.
+/// Mode of files guest-file-open creates, before the umask. qemu-ga 7.2
+/// fchmods them to exactly 0666, world-writable whatever the umask; qga
+/// lets the agent's umask apply (0644 under the packaged unit's UMask=0022),
+/// so a file the host creates as root cannot be rewritten by any guest user.
 pub const NEW_FILE_MODE: u32 = 0o666;
 
 /// How to open: the flags of one qemu-ga mode.
@@ -29,18 +31,15 @@ fn options(flags: Flags) -> OpenOptions {
     o
 }
 
-/// qemu-ga's safe_open_or_create: exclusive creation first (then the new
-/// file gets mode 0666 whatever the umask), else open the existing file.
+/// qemu-ga's safe_open_or_create: exclusive creation first (the new file
+/// gets [`NEW_FILE_MODE`] less the umask), else open the existing file.
 /// Non-blocking and close-on-exec like qemu-ga's descriptors.
 pub fn open(path: &Path, flags: Flags) -> std::io::Result<File> {
     if flags.create {
         let mut o = options(flags);
         o.create_new(true).mode(NEW_FILE_MODE);
         match o.open(path) {
-            Ok(f) => {
-                f.set_permissions(std::fs::Permissions::from_mode(NEW_FILE_MODE))?;
-                return Ok(f);
-            }
+            Ok(f) => return Ok(f),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
