@@ -136,6 +136,16 @@ struct Row {
     unit: &'static str,
 }
 
+/// Both agents' resident memory now, in MiB.
+fn rss_row(metric: &str, agents: &[Agent]) -> Row {
+    Row {
+        metric: metric.into(),
+        qga: agents[0].rss_kib() as f64 / 1024.0,
+        qemu_ga: agents[1].rss_kib() as f64 / 1024.0,
+        unit: "MiB",
+    }
+}
+
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -248,12 +258,7 @@ fn file_and_exec(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
         });
     }
     std::thread::sleep(Duration::from_millis(500));
-    rows.push(Row {
-        metric: "RSS after transfers".into(),
-        qga: agents[0].rss_kib() as f64 / 1024.0,
-        qemu_ga: agents[1].rss_kib() as f64 / 1024.0,
-        unit: "MiB",
-    });
+    rows.push(rss_row("RSS after transfers", agents));
 
     // guest-exec /bin/true, then guest-exec-status until exited.
     let mut exec: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
@@ -348,12 +353,7 @@ fn main() {
         unit: "ms",
     });
     std::thread::sleep(Duration::from_millis(200));
-    rows.push(Row {
-        metric: "idle RSS".into(),
-        qga: agents[0].rss_kib() as f64 / 1024.0,
-        qemu_ga: agents[1].rss_kib() as f64 / 1024.0,
-        unit: "MiB",
-    });
+    rows.push(rss_row("idle RSS", &agents));
 
     // Ping round trip on one connection, blocks of 200 alternating.
     let mut conns: Vec<Conn> = agents.iter().map(Agent::connect).collect();

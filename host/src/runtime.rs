@@ -364,6 +364,7 @@ impl Runtime {
             thread: OnceLock::new(),
         });
         let background = config.background_compile;
+        sys::return_large_allocations_to_os();
         let state = match &config.host_state {
             Some(s) => s.clone(),
             None => Arc::new(HostState::new(&config.state_dir)),

@@ -530,7 +530,6 @@ pub struct HostState {
 impl HostState {
     /// Load what persists from `state_dir` (qemu-ga's `qga.state`).
     pub fn new(state_dir: &std::path::Path) -> HostState {
-        files::return_large_allocations_to_os();
         HostState {
             files: files::FileTable::new(state_dir),
             process: std::sync::Arc::new(process::ChildTable::default()),

@@ -1,5 +1,5 @@
-//! The runtime's `unsafe`: loading compiled code, and handing freed memory
-//! back to the kernel.
+//! The runtime's `unsafe`: loading compiled code, and the allocator
+//! settings that hand memory freed by calls back to the kernel.
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -25,5 +25,19 @@ pub fn release_free_memory() {
     // own free lists under its locks; it is safe to call from any thread.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Make glibc serve allocations of 1 MiB and more with their own mappings
+/// and unmap them on free (a fixed M_MMAP_THRESHOLD, which also turns off
+/// glibc's dynamic threshold that would otherwise climb to 32 MiB after the
+/// first large free and keep later transfer buffers in the heap). The
+/// agent's RSS then falls back after a 48 MiB read or 64 MiB write.
+pub fn return_large_allocations_to_os() {
+    // SAFETY: mallopt only changes allocator tunables; it takes plain
+    // integers and is safe to call at any time, from any thread.
+    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+    if ok != 1 {
+        tracing::warn!("mallopt(M_MMAP_THRESHOLD) failed");
     }
 }

@@ -20,10 +20,6 @@ impl FdStream {
             inner: super::sys::register(fd)?,
         })
     }
-
-    pub fn fd(&self) -> &OwnedFd {
-        self.inner.get_ref()
-    }
 }
 
 impl AsyncRead for FdStream {

@@ -9,8 +9,6 @@
 
 mod sys;
 
-pub use sys::return_large_allocations_to_os;
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};

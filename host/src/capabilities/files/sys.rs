@@ -84,17 +84,3 @@ pub fn seek(file: &File, offset: i64, whence: Whence) -> std::io::Result<u64> {
     let pos = nix::unistd::lseek(file.as_fd(), offset, whence).map_err(std::io::Error::from)?;
     Ok(pos as u64)
 }
-
-/// Make glibc serve allocations of 1 MiB and more with their own mappings
-/// and unmap them on free (a fixed M_MMAP_THRESHOLD, which also turns off
-/// glibc's dynamic threshold that would otherwise climb to 32 MiB after the
-/// first large free and keep later transfer buffers in the heap). The
-/// agent's RSS then falls back after a 48 MiB read or 64 MiB write.
-pub fn return_large_allocations_to_os() {
-    // SAFETY: mallopt only changes allocator tunables; it takes plain
-    // integers and is safe to call at any time, from any thread.
-    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
-    if ok != 1 {
-        tracing::warn!("mallopt(M_MMAP_THRESHOLD) failed");
-    }
-}
