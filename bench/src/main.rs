@@ -2,7 +2,7 @@
 //! measures both in one run, interleaved so that machine noise falls on
 //! both alike. Prints each metric for both agents and the ratio qga/qemu-ga.
 //!
-//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N]
+//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers]...
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -290,22 +290,8 @@ fn file_and_exec(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
 }
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut qga = PathBuf::from("target/release/qga");
-    let mut qemu_ga = PathBuf::from("/usr/sbin/qemu-ga");
-    let mut rounds = 20usize;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--qga" => qga = args.next().expect("--qga PATH").into(),
-            "--qemu-ga" => qemu_ga = args.next().expect("--qemu-ga PATH").into(),
-            "--rounds" => rounds = args.next().expect("--rounds N").parse().expect("a number"),
-            other => panic!("unknown argument {other}; usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N]"),
-        }
-    }
-    let mut agents = [Agent::new("qga", qga), Agent::new("qemu-ga", qemu_ga)];
-    let mut rows = Vec::new();
-
+/// Start-up with a cold and a warm compiled-component cache, then idle RSS.
+fn startup(agents: &mut [Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     // Cold start: an empty state directory (qga compiles every family in
     // the background and caches it); time to the first component reply.
     let mut cold = [0f64; 2];
@@ -353,8 +339,12 @@ fn main() {
         unit: "ms",
     });
     std::thread::sleep(Duration::from_millis(200));
-    rows.push(rss_row("idle RSS", &agents));
+    rows.push(rss_row("idle RSS", agents));
+}
 
+/// Round trips on one connection: ping, component-dispatched commands,
+/// and connect+ping+close.
+fn latency(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     // Ping round trip on one connection, blocks of 200 alternating.
     let mut conns: Vec<Conn> = agents.iter().map(Agent::connect).collect();
     let mut pings: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
@@ -416,9 +406,59 @@ fn main() {
         qemu_ga: runs / rate[1],
         unit: "/s",
     });
+}
 
-    file_and_exec(&agents, rounds, &mut rows);
+const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers]...";
 
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut qga = PathBuf::from("target/release/qga");
+    let mut qemu_ga = PathBuf::from("/usr/sbin/qemu-ga");
+    let mut rounds = 20usize;
+    let mut only: Vec<String> = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = |what: &str| {
+            args.next().unwrap_or_else(|| {
+                eprintln!("{arg} needs {what}\n{USAGE}");
+                std::process::exit(2)
+            })
+        };
+        match arg.as_str() {
+            "--qga" => qga = value("PATH").into(),
+            "--qemu-ga" => qemu_ga = value("PATH").into(),
+            "--rounds" => {
+                rounds = value("N").parse().unwrap_or_else(|_| {
+                    eprintln!("--rounds needs a number\n{USAGE}");
+                    std::process::exit(2)
+                })
+            }
+            "--only" => only.push(value("a section")),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return;
+            }
+            other => {
+                eprintln!("unknown argument {other}\n{USAGE}");
+                std::process::exit(2)
+            }
+        }
+    }
+    let wanted = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
+    let mut agents = [Agent::new("qga", qga), Agent::new("qemu-ga", qemu_ga)];
+    let mut rows = Vec::new();
+    if wanted("startup") {
+        startup(&mut agents, rounds, &mut rows);
+    } else {
+        for agent in agents.iter_mut() {
+            agent.start();
+        }
+    }
+    if wanted("latency") {
+        latency(&agents, rounds, &mut rows);
+    }
+    if wanted("transfers") {
+        file_and_exec(&agents, rounds, &mut rows);
+    }
     let size = |p: &Path| {
         std::fs::metadata(p)
             .map(|m| m.len() as f64 / (1024.0 * 1024.0))

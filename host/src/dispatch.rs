@@ -23,8 +23,14 @@ pub struct CommandSpec {
 /// What runs the commands the host does not answer itself.
 pub trait Backend: Send + Sync {
     fn commands(&self) -> Vec<CommandSpec>;
-    /// Blocking; called on a blocking thread. `Ok(None)` means no reply.
+    /// Blocking; called on a blocking thread unless [`Backend::is_prompt`].
+    /// `Ok(None)` means no reply.
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError>;
+    /// Whether `command` is ready and quick enough to run on the event
+    /// loop (no compiling first, nothing that waits on devices or children).
+    fn is_prompt(&self, _command: &str) -> bool {
+        false
+    }
     /// The sha256 of the component that runs `command` (for the audit log).
     fn digest(&self, _command: &str) -> Option<String> {
         None
@@ -477,6 +483,9 @@ impl Dispatcher {
         let Some(backend) = self.backend.clone() else {
             return Err(QmpError::not_found(format!("The command {name} has not been found")));
         };
+        if backend.is_prompt(name) {
+            return backend.call(name, args);
+        }
         let slot = self.calls.acquire().await.expect("semaphore never closed");
         let owned = name.to_owned();
         let args = args.cloned();

@@ -174,6 +174,9 @@ pub const DEFAULT_REPLY_LIMIT: usize = 16 << 20;
 /// kernel write (shutdown, suspend, hwclock, chpasswd): the epoch deadline
 /// also counts the time spent in the host call.
 pub const HELPER_DEADLINE: Duration = Duration::from_secs(300);
+/// Deadline of prompt commands ([`Grant::is_prompt`]), which run on the
+/// event loop: the longest a runaway handler can hold up other clients.
+pub const PROMPT_DEADLINE: Duration = Duration::from_secs(2);
 
 impl Grant {
     /// Nothing but the defaults: no capability, no file, no environment.
@@ -226,6 +229,44 @@ impl Grant {
     /// The built-in least-privilege grant of a command (the default policy).
     /// `env` is the agent's environment (for `QGA_OS_RELEASE`).
     pub fn builtin(command: &str, env: &dyn Fn(&str) -> Option<String>) -> Grant {
+        let mut g = Grant::builtin_capabilities(command, env);
+        if g.prompt_capabilities() {
+            g.deadline = PROMPT_DEADLINE;
+        }
+        g
+    }
+
+    /// Whether the command only reads the clock, the host's names, procfs
+    /// or sysfs, or small named files: nothing that waits on a device, a
+    /// network filesystem, a child or a big transfer. Such a command runs
+    /// on the event loop, as every qemu-ga command does, which saves two
+    /// cross-thread wake-ups per call; everything else runs on a blocking
+    /// thread so that other clients are served meanwhile.
+    pub fn is_prompt(&self) -> bool {
+        self.prompt_capabilities() && self.deadline <= PROMPT_DEADLINE
+    }
+
+    fn prompt_capabilities(&self) -> bool {
+        let quick = |c: &Capability| {
+            matches!(
+                c,
+                Capability::Clock
+                    | Capability::HostInfo
+                    | Capability::NetInfo
+                    | Capability::Sysfs
+                    | Capability::ReadFile
+            )
+        };
+        self.capabilities.iter().all(quick)
+            && self.sysfs_write.is_empty()
+            && self.read_limit <= 16 << 20
+            && self
+                .preopens
+                .iter()
+                .all(|p| !p.writable && ["/sys", "/proc", "/run/udev"].iter().any(|d| p.host.starts_with(d)))
+    }
+
+    fn builtin_capabilities(command: &str, env: &dyn Fn(&str) -> Option<String>) -> Grant {
         match command {
             "guest-get-time" | "guest-get-timezone" => Grant::none().with(Capability::Clock),
             "guest-get-host-name" => Grant::none().with(Capability::HostInfo),
