@@ -10,6 +10,7 @@ use crate::audit::{AuditLog, RequestEvent};
 use crate::policy::{Decision, Policy};
 use crate::protocol::{self, ErrorClass, Parsed, QmpError, Request};
 use crate::qobject::{Dict, Value};
+use crate::trimmer::Trimmer;
 
 /// A command a backend (the component runtime) can run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,12 +197,9 @@ pub struct Dispatcher {
     /// machine has few cores: more in parallel only costs threads and
     /// instance memory. Clients beyond it wait their turn.
     calls: Arc<tokio::sync::Semaphore>,
-    /// When free memory was last handed back (see [`Dispatcher::after_call`]).
-    last_trim: std::sync::Mutex<std::time::Instant>,
+    /// Hands memory back to the kernel once the calls stop.
+    trimmer: Arc<Trimmer>,
 }
-
-/// At most this often, free memory goes back to the kernel after calls.
-const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// See [`Dispatcher::calls`].
 const MAX_CONCURRENT_CALLS: usize = 8;
@@ -230,7 +228,7 @@ impl Dispatcher {
             filter: filter.clone(),
             audit: None,
             calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
-            last_trim: std::sync::Mutex::new(std::time::Instant::now()),
+            trimmer: Arc::default(),
         }
     }
 
@@ -497,19 +495,12 @@ impl Dispatcher {
         result
     }
 
-    /// Once no call is running, hand the memory calls freed (large transfers,
-    /// bursts of concurrent calls) back to the kernel, at most once per
-    /// [`TRIM_INTERVAL`], off the event loop.
+    /// Once no call is running, hand the memory the calls freed (large
+    /// transfers, bursts of concurrent calls) back to the kernel.
     fn after_call(&self) {
-        if self.calls.available_permits() != MAX_CONCURRENT_CALLS {
-            return;
+        if self.calls.available_permits() == MAX_CONCURRENT_CALLS {
+            self.trimmer.request();
         }
-        let mut last = self.last_trim.lock().unwrap_or_else(|e| e.into_inner());
-        if last.elapsed() < TRIM_INTERVAL {
-            return;
-        }
-        *last = std::time::Instant::now();
-        drop(tokio::task::spawn_blocking(crate::runtime::sys::release_free_memory));
     }
 
     fn freeze_gate(&self) -> FreezeGate {

@@ -15,3 +15,4 @@ pub mod protocol;
 pub mod qobject;
 pub mod runtime;
 pub mod transport;
+pub mod trimmer;

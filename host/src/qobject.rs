@@ -319,9 +319,35 @@ pub fn lossy_string(bytes: &[u8]) -> String {
     out
 }
 
-/// QEMU's `quoted_str`.
+/// Bytes that go out as they are: printable ASCII but `"` and `\\`.
+fn is_plain(b: u8) -> bool {
+    (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'
+}
+
+/// Whether any byte of `chunk` needs escaping; no early exit, so it
+/// compiles to vector code (a base64 reply is tens of MiB of plain bytes).
+fn any_special(chunk: &[u8]) -> bool {
+    chunk.iter().fold(false, |acc, &b| acc | !is_plain(b))
+}
+
+/// The length of the longest prefix of `bytes` that needs no escaping.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const CHUNK: usize = 64;
+    let mut done = 0;
+    for chunk in bytes.chunks(CHUNK) {
+        if any_special(chunk) {
+            return done + chunk.iter().position(|&b| !is_plain(b)).unwrap_or(chunk.len());
+        }
+        done += chunk.len();
+    }
+    done
+}
+
 /// The length of `write_quoted`'s output for `s`.
 fn quoted_len(s: &str) -> usize {
+    if !any_special(s.as_bytes()) {
+        return s.len() + 2;
+    }
     let mut len = 2;
     for ch in s.chars() {
         len += match ch {
@@ -334,6 +360,7 @@ fn quoted_len(s: &str) -> usize {
     len
 }
 
+/// QEMU's `quoted_str`.
 fn write_quoted(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
@@ -341,10 +368,7 @@ fn write_quoted(out: &mut String, s: &str) {
     loop {
         // The longest run that needs no escaping goes out in one copy (the
         // bulk of a base64 reply); it ends on a char boundary.
-        let plain = rest
-            .bytes()
-            .position(|b| !(0x20..=0x7e).contains(&b) || b == b'"' || b == b'\\')
-            .unwrap_or(rest.len());
+        let plain = plain_prefix(rest.as_bytes());
         out.push_str(&rest[..plain]);
         rest = &rest[plain..];
         let Some(ch) = rest.chars().next() else {
@@ -486,6 +510,25 @@ mod tests {
         for s in ["", "plain", "\u{FFFF}", "\u{10FFFF}", "\u{D7FF}\u{E000}", "\u{FDD0}"] {
             let v = Value::Str(s.into());
             assert_eq!(v.json_len(), v.to_json().len(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn escapes_found_at_any_offset_of_a_long_plain_run() {
+        for at in [0, 1, 62, 63, 64, 65, 127, 128, 129, 300] {
+            for special in ["\"", "\\", "\n", "\u{1}", "é", "\u{7f}", "\u{1F600}"] {
+                let s = format!("{}{special}{}", "A".repeat(at), "b".repeat(70));
+                let json = Value::Str(s.clone()).to_json();
+                let mut want = String::from("\"");
+                want.push_str(&"A".repeat(at));
+                want.push_str(
+                    &Value::Str(special.into()).to_json()[1..][..Value::Str(special.into()).to_json().len() - 2],
+                );
+                want.push_str(&"b".repeat(70));
+                want.push('"');
+                assert_eq!(json, want, "special {special:?} at {at}");
+                assert_eq!(Value::Str(s).json_len(), json.len());
+            }
         }
     }
 }

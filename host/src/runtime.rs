@@ -344,7 +344,7 @@ impl Runtime {
         let (ticker, ticker_thread) = Ticker::start(engine.clone())
             .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
         let background = config.background_compile;
-        sys::return_large_allocations_to_os();
+        sys::keep_transfer_buffers_until_trim();
         let state = match &config.host_state {
             Some(s) => s.clone(),
             None => Arc::new(HostState::new(&config.state_dir)),
@@ -378,6 +378,9 @@ impl Runtime {
                         None => return,
                     }
                 }
+                // Compiling and loading leave free heap behind: the idle
+                // agent should not keep it.
+                sys::release_free_memory();
             });
         }
         Ok(Runtime {

@@ -7,6 +7,9 @@
 //! reported once and the rest of it is skipped, instead of being cut into
 //! more tokens that flood the client with errors.
 
+/// A token buffer grown past this is freed, not reused, after its token.
+const KEEP_TOKEN_CAPACITY: usize = 64 << 10;
+
 /// Longest token QEMU accepts.
 pub const MAX_TOKEN_SIZE: usize = 64 << 20;
 
@@ -266,7 +269,13 @@ impl Lexer {
                 None => emit(Lexeme::Stray(&self.token)),
             }
         }
-        self.token.clear();
+        if self.token.capacity() > KEEP_TOKEN_CAPACITY {
+            // A big token (a file write's base64) is not kept for the
+            // connection's lifetime.
+            self.token = Vec::new();
+        } else {
+            self.token.clear();
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! The runtime's `unsafe`: loading compiled code, and the allocator
-//! settings that hand memory freed by calls back to the kernel.
+//! settings that decide when memory freed by calls goes back to the kernel.
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -28,16 +28,24 @@ pub fn release_free_memory() {
     }
 }
 
-/// Make glibc serve allocations of 1 MiB and more with their own mappings
-/// and unmap them on free (a fixed M_MMAP_THRESHOLD, which also turns off
-/// glibc's dynamic threshold that would otherwise climb to 32 MiB after the
-/// first large free and keep later transfer buffers in the heap). The
-/// agent's RSS then falls back after a 48 MiB read or 64 MiB write.
-pub fn return_large_allocations_to_os() {
+/// Keep transfer buffers (a 4 MiB read is ~6 MiB of base64, copied a few
+/// times) in the allocator's heap, where the next call reuses them without
+/// page faults, instead of a fresh mapping per buffer: mmap only from
+/// 32 MiB (glibc's largest threshold), and no automatic trim on free. The
+/// dispatcher's trimmer hands the free pages back once the calls stop.
+/// One arena for every thread: `malloc_trim` can shrink only the main
+/// arena's top (a thread arena would keep its freed top resident), and
+/// one arena also holds less idle slack than one per handler thread.
+/// Fixed values also turn off glibc's dynamic thresholds.
+pub fn keep_transfer_buffers_until_trim() {
     // SAFETY: mallopt only changes allocator tunables; it takes plain
     // integers and is safe to call at any time, from any thread.
-    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
-    if ok != 1 {
-        tracing::warn!("mallopt(M_MMAP_THRESHOLD) failed");
+    let ok = unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1) == 1
+            && libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20) == 1
+    };
+    if !ok {
+        tracing::warn!("mallopt(M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) failed");
     }
 }
