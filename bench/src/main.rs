@@ -77,14 +77,12 @@ impl Agent {
         Conn::new(UnixStream::connect(self.socket()).unwrap())
     }
 
-    fn rss_kib(&self) -> u64 {
+    /// A `/proc/PID/status` memory figure (`VmRSS:`, `VmHWM:`), KiB.
+    fn status_kib(&self, field: &str) -> u64 {
         let pid = self.child.as_ref().unwrap().id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let field = |name: &str| -> u64 {
-            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-            line.split_whitespace().nth(1).unwrap().parse().unwrap()
-        };
-        field("VmRSS:")
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 }
 
@@ -136,12 +134,13 @@ struct Row {
     unit: &'static str,
 }
 
-/// Both agents' resident memory now, in MiB.
-fn rss_row(metric: &str, agents: &[Agent]) -> Row {
+/// Both agents' resident memory now (`VmRSS:`) or at its peak
+/// (`VmHWM:`), in MiB.
+fn rss_row(metric: &str, field: &str, agents: &[Agent]) -> Row {
     Row {
         metric: metric.into(),
-        qga: agents[0].rss_kib() as f64 / 1024.0,
-        qemu_ga: agents[1].rss_kib() as f64 / 1024.0,
+        qga: agents[0].status_kib(field) as f64 / 1024.0,
+        qemu_ga: agents[1].status_kib(field) as f64 / 1024.0,
         unit: "MiB",
     }
 }
@@ -258,7 +257,8 @@ fn file_and_exec(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
         });
     }
     std::thread::sleep(Duration::from_millis(500));
-    rows.push(rss_row("RSS after transfers", agents));
+    rows.push(rss_row("peak RSS (transfers)", "VmHWM:", agents));
+    rows.push(rss_row("RSS after transfers", "VmRSS:", agents));
 
     // guest-exec /bin/true, then guest-exec-status until exited.
     let mut exec: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
@@ -339,7 +339,7 @@ fn startup(agents: &mut [Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
         unit: "ms",
     });
     std::thread::sleep(Duration::from_millis(200));
-    rows.push(rss_row("idle RSS", agents));
+    rows.push(rss_row("idle RSS", "VmRSS:", agents));
 }
 
 /// Round trips on one connection: ping, component-dispatched commands,

@@ -17,8 +17,8 @@ mod ghash;
 
 use base64::Engine as _;
 use thiserror::Error;
-use wasmtime::component::Val;
 use wasmtime::component::types::Type;
+use wasmtime::component::{ResourceAny, Val};
 
 use crate::protocol::QmpError;
 use crate::qobject::{Dict, Value};
@@ -40,6 +40,9 @@ pub enum Shape {
     Str,
     /// `list<u8>`, base64 on the wire.
     Bytes,
+    /// An `own<blob>` result member: host-held data, already base64, that
+    /// becomes a JSON string (results only).
+    Blob,
     List(Box<Shape>),
     Record(Vec<Field>),
     /// An `option` that is not a record member: JSON `null` is `none`.
@@ -173,12 +176,29 @@ impl Shape {
                     other => other,
                 }
             }
+            Type::Own(_) if names.iter().any(|(t, n)| t == ty && n == "blob") => Shape::Blob,
             Type::Char => return unsupported("char"),
             Type::Tuple(_) => return unsupported("tuple"),
             Type::Flags(_) => return unsupported("flags"),
             Type::Result(_) => return unsupported("result"),
             _ => return unsupported("resource/async/map"),
         })
+    }
+
+    /// Whether a blob sits anywhere in this shape.
+    fn holds_blob(&self) -> bool {
+        match self {
+            Shape::Blob => true,
+            Shape::List(inner) | Shape::Option(inner) | Shape::Named(_, inner) => inner.holds_blob(),
+            Shape::Record(fields) => fields.iter().any(|f| f.shape.holds_blob()),
+            Shape::Alternate(cases) => cases.iter().any(|c| c.shape.holds_blob()),
+            Shape::Union(cases) => cases.iter().any(|c| {
+                c.fields
+                    .as_ref()
+                    .is_some_and(|fs| fs.iter().any(|f| f.shape.holds_blob()))
+            }),
+            _ => false,
+        }
     }
 
     fn kind(&self) -> Kind {
@@ -193,7 +213,7 @@ impl Shape {
             | Shape::U64
             | Shape::F32
             | Shape::F64 => Kind::Number,
-            Shape::Str | Shape::Bytes | Shape::Enum(_) => Kind::Str,
+            Shape::Str | Shape::Bytes | Shape::Blob | Shape::Enum(_) => Kind::Str,
             Shape::Bool => Kind::Bool,
             Shape::Record(_) | Shape::Union(_) => Kind::Object,
             Shape::List(_) => Kind::Array,
@@ -282,6 +302,9 @@ impl Signature {
     ) -> Result<Signature, ShapeError> {
         let params: Vec<(String, Type)> = params.collect();
         let params = fields_of(params.iter().map(|(n, t)| (n.as_str(), t.clone())), "", names)?;
+        if let Some(f) = params.iter().find(|f| f.shape.holds_blob()) {
+            return Err(ShapeError::Unsupported("blob parameter", format!("{name}({})", f.name)));
+        }
         let Some(Type::Result(result)) = results.next() else {
             return Err(ShapeError::NotAResult(name.to_owned()));
         };
@@ -308,11 +331,12 @@ impl Signature {
     }
 
     /// [`Signature::ok_to_json`] taking the value: strings move into the
-    /// reply instead of being copied (a 64 MiB base64 read).
-    pub fn ok_into_json(&self, ok: Option<Val>) -> Option<Value> {
+    /// reply instead of being copied (a 64 MiB base64 read), and `blobs`
+    /// hands over the data of each blob the value holds.
+    pub fn ok_into_json(&self, ok: Option<Val>, blobs: &mut Blobs<'_>) -> Option<Value> {
         match (&self.returns, ok) {
             (Returns::NoReply, _) => None,
-            (Returns::Value(shape), Some(val)) => Some(into_json(shape, val)),
+            (Returns::Value(shape), Some(val)) => Some(into_json(shape, val, blobs)),
             (Returns::Empty | Returns::Value(_), _) => Some(Value::Dict(Dict::new())),
         }
     }
@@ -464,6 +488,8 @@ pub fn from_json(shape: &Shape, v: &Value, name: &str) -> Result<Val, QmpError> 
             let bytes = decode_base64(string(v, name)?).map_err(QmpError::generic)?;
             Val::List(bytes.into_iter().map(Val::U8).collect())
         }
+        // Refused when the signature is built.
+        Shape::Blob => return Err(QmpError::generic(format!("{name}: a blob cannot be an argument"))),
         Shape::List(elem) => match v {
             Value::List(items) => Val::List(
                 items
@@ -645,21 +671,29 @@ pub fn to_json(shape: &Shape, val: &Val) -> Value {
     }
 }
 
+/// Takes a blob out of the call's resource table: its base64 text.
+pub type Blobs<'a> = dyn FnMut(ResourceAny) -> Option<String> + 'a;
+
 /// [`to_json`] by value: strings (and records and lists holding them) are
-/// moved, not copied; everything else as [`to_json`].
-pub fn into_json(shape: &Shape, val: Val) -> Value {
+/// moved, not copied; blobs are taken with `blobs`; everything else as
+/// [`to_json`].
+pub fn into_json(shape: &Shape, val: Val, blobs: &mut Blobs<'_>) -> Value {
     match (shape, val) {
-        (Shape::Named(_, inner), v) => into_json(inner, v),
+        (Shape::Named(_, inner), v) => into_json(inner, v, blobs),
         (Shape::Str, Val::String(s)) => Value::Str(s),
-        (Shape::Option(inner), Val::Option(Some(v))) => into_json(inner, *v),
-        (Shape::List(elem), Val::List(items)) => Value::List(items.into_iter().map(|v| into_json(elem, v)).collect()),
+        // Only the host makes blobs, so one is always there to take.
+        (Shape::Blob, Val::Resource(blob)) => blobs(blob).map_or(Value::Null, Value::Str),
+        (Shape::Option(inner), Val::Option(Some(v))) => into_json(inner, *v, blobs),
+        (Shape::List(elem), Val::List(items)) => {
+            Value::List(items.into_iter().map(|v| into_json(elem, v, blobs)).collect())
+        }
         (Shape::Record(fields), Val::Record(members)) => {
             let mut d = Dict::new();
             for (field, (name, val)) in fields.iter().zip(members) {
                 match (field.optional, val) {
                     (true, Val::Option(None)) => {}
-                    (true, Val::Option(Some(v))) => d.insert(name, into_json(&field.shape, *v)),
-                    (_, v) => d.insert(name, into_json(&field.shape, v)),
+                    (true, Val::Option(Some(v))) => d.insert(name, into_json(&field.shape, *v, blobs)),
+                    (_, v) => d.insert(name, into_json(&field.shape, v, blobs)),
                 }
             }
             Value::Dict(d)

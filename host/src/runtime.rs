@@ -26,7 +26,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::capabilities::freeze::FreezeState;
-use crate::capabilities::{CallCtx, Capability, Denied, Grant, HostState};
+use crate::capabilities::{Blob, BlobData, CallCtx, Capability, Denied, Grant, HostState};
 use crate::convert::Signature;
 use crate::dispatch::{Backend, CommandSpec};
 use crate::policy::{Policy, Ungranted};
@@ -766,6 +766,10 @@ impl Inner {
             .exports(&self.engine)
             .filter_map(|(name, item)| match item.ty {
                 ComponentItem::Type(ty) => Some((ty, name.to_owned())),
+                // `use types.{blob}` re-exports the imported resource.
+                ComponentItem::Resource(resource) => {
+                    Some((wasmtime::component::types::Type::Own(resource), name.to_owned()))
+                }
                 _ => None,
             })
             .collect();
@@ -809,12 +813,13 @@ impl Inner {
     fn linker(&self, component: &Component, command: &str, grant: &Grant) -> wasmtime::Result<Linker<CallCtx>> {
         let mut linker: Linker<CallCtx> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        crate::capabilities::add_types_to_linker(&mut linker)?;
         for cap in &grant.capabilities {
             cap.add_to_linker(&mut linker)?;
         }
         let ty = component.component_type();
         for (import, item) in ty.imports(&self.engine) {
-            if import.starts_with("wasi:") {
+            if import.starts_with("wasi:") || import.starts_with(crate::capabilities::TYPES_INTERFACE) {
                 continue;
             }
             let granted = Capability::from_interface(import).is_some_and(|c| grant.allows(c));
@@ -898,7 +903,10 @@ impl Inner {
         let result = std::mem::replace(&mut results[0], Val::Bool(false));
         let reply = match &result {
             Val::Result(Ok(_)) => match result {
-                Val::Result(Ok(ok)) => prepared.signature.ok_into_json(ok.map(|b| *b)),
+                Val::Result(Ok(ok)) => prepared.signature.ok_into_json(ok.map(|b| *b), &mut |blob| {
+                    let blob = blob.try_into_resource::<Blob>(&mut store).ok()?;
+                    BlobData::take(&mut store.data_mut().table, blob)
+                }),
                 _ => None,
             },
             Val::Result(Err(err)) => {

@@ -73,7 +73,7 @@ mod component {
             let chunk = files::read(handle, count).map_err(failed(handle, "failed to read file"))?;
             Ok(FileRead {
                 count: chunk.count as i64,
-                buf_b64: chunk.data_b64,
+                buf_b64: chunk.data,
                 eof: chunk.eof,
             })
         }

@@ -26,8 +26,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine as _;
 use thiserror::Error;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::runtime::limits::CallLimiter;
@@ -37,6 +38,40 @@ wasmtime::component::bindgen!({
     world: "host-capabilities",
     imports: { default: trappable },
 });
+
+/// The WIT `blob` resource as handles name it.
+pub use self::qga::agent::types::Blob;
+
+/// What a `blob` handle holds: data already base64-encoded for the wire.
+/// It stays in the call's resource table until the reply is built, where
+/// it becomes a JSON string without being copied.
+#[derive(Debug)]
+pub struct BlobData(pub String);
+
+/// The WIT interface every component may import: its types and the
+/// `blob` resource.
+pub const TYPES_INTERFACE: &str = "qga:agent/types";
+
+/// Define [`TYPES_INTERFACE`] (the `blob` resource) in `linker`.
+pub fn add_types_to_linker(linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
+    qga::agent::types::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
+}
+
+impl BlobData {
+    /// Put the base64 of `bytes` in `table`: a handle for the handler.
+    pub fn push_base64(table: &mut ResourceTable, bytes: &[u8]) -> wasmtime::Result<Resource<Blob>> {
+        let data = table.push(BlobData(base64::engine::general_purpose::STANDARD.encode(bytes)))?;
+        Ok(Resource::new_own(data.rep()))
+    }
+
+    /// Take the data of a blob handle out of `table`.
+    pub fn take(table: &mut ResourceTable, blob: Resource<Blob>) -> Option<String> {
+        table
+            .delete(Resource::<BlobData>::new_own(blob.rep()))
+            .ok()
+            .map(|d| d.0)
+    }
+}
 
 pub use self::qga::agent::types::QgaError;
 
@@ -601,6 +636,13 @@ impl WasiView for CallCtx {
 }
 
 impl qga::agent::types::Host for CallCtx {}
+
+impl qga::agent::types::HostBlob for CallCtx {
+    fn drop(&mut self, blob: Resource<Blob>) -> wasmtime::Result<()> {
+        BlobData::take(&mut self.table, blob);
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

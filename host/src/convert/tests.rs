@@ -570,7 +570,7 @@ fn into_json_equals_to_json() {
         ("raw".into(), Val::List(vec![Val::U8(1), Val::U8(255)])),
     ]);
     assert_eq!(
-        into_json(&shape, val.clone()).to_json(),
+        into_json(&shape, val.clone(), &mut |_| None).to_json(),
         to_json(&shape, &val).to_json()
     );
 }

@@ -14,8 +14,7 @@ use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use base64::Engine as _;
-
+use super::BlobData;
 use super::qga::agent::files::{Chunk, FileError, Host, OpenMode, Whence};
 use super::{CallCtx, Capability, Denied, Grant, glob};
 
@@ -258,13 +257,17 @@ impl Host for CallCtx {
         self.files_allowed()?;
         // qemu-ga's GUEST_FILE_READ_COUNT_MAX, whatever the handler asks.
         let count = count.min(48 << 20);
-        Ok(self.open_file(handle).and_then(|f| {
-            let (bytes, eof) = sys::read(&f, count).map_err(|e| os(&e))?;
-            Ok(Chunk {
-                count: bytes.len() as u64,
-                data_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
-                eof,
-            })
+        let read = self
+            .open_file(handle)
+            .and_then(|f| sys::read(&f, count).map_err(|e| os(&e)));
+        let (bytes, eof) = match read {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(Chunk {
+            count: bytes.len() as u64,
+            data: BlobData::push_base64(&mut self.table, &bytes)?,
+            eof,
         }))
     }
 
