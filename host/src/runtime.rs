@@ -372,9 +372,14 @@ impl Runtime {
                 let count = weak.upgrade().map_or(0, |i| i.families.len());
                 for i in 0..count {
                     match weak.upgrade() {
-                        Some(inner) => {
+                        // Cached families load on first use (a ~2 ms
+                        // deserialize): an agent keeps only what it is
+                        // asked for. The others compile now, so that no
+                        // call waits for the compiler.
+                        Some(inner) if !inner.is_cached(&inner.families[i].source) => {
                             let _ = inner.load(i);
                         }
+                        Some(_) => {}
                         None => return,
                     }
                 }
@@ -676,13 +681,25 @@ impl Inner {
     }
 
     fn component(&self, source: &Source) -> Result<Component, String> {
-        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = compiled.get(&source.digest) {
+        let lock = || self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = lock().get(&source.digest) {
             return Ok(c.clone());
         }
+        // Not under the lock: a call must not wait for another family's
+        // compile. (The same family is serialized by its `loaded` cell.)
         let c = self.component_uncached(source)?;
-        compiled.insert(source.digest.clone(), c.clone());
-        Ok(c)
+        Ok(lock().entry(source.digest.clone()).or_insert(c).clone())
+    }
+
+    /// Whether a compiled artifact of `source` is on disk for this engine.
+    fn is_cached(&self, source: &Source) -> bool {
+        let cache_dir = self.config.cache_dir();
+        self.config
+            .precompiled_dir
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([cache_dir.as_path()])
+            .any(|dir| cache::artifact_path(dir, &source.family, &source.digest, &self.engine_key).exists())
     }
 
     fn component_uncached(&self, source: &Source) -> Result<Component, String> {
