@@ -759,14 +759,21 @@ impl Inner {
             .precompile_component(&source.bytes)
             .map_err(|e| format!("cannot compile: {e:#}"))?;
         let path = cache::artifact_path(cache_dir, &source.family, &source.digest, &self.engine_key);
-        if let Err(e) = cache::store(&path, &payload) {
-            tracing::warn!("cannot cache {}: {e}", path.display());
+        match cache::store(&path, &payload) {
+            // Load what was just produced, as a cached start would.
+            Ok(()) => match cache::load(&self.engine, &path) {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!("cannot load the artifact just cached: {e}"),
+            },
+            Err(e) => tracing::warn!(
+                "cannot cache the compiled {} component in {}: {}; it is compiled again at the next start",
+                source.family,
+                cache_dir.display(),
+                crate::capabilities::io_strerror(&e)
+            ),
         }
-        // Load what was just produced, as a cached start would.
-        match cache::load(&self.engine, &path) {
-            Ok(c) => Ok(c),
-            Err(_) => Component::new(&self.engine, &source.bytes[..]).map_err(|e| format!("cannot compile: {e:#}")),
-        }
+        // Not cached: use the compiled code from memory, not compile twice.
+        sys::deserialize(&self.engine, &payload).map_err(|e| format!("cannot load compiled code: {e:#}"))
     }
 
     #[cfg(not(feature = "cranelift"))]
@@ -986,7 +993,16 @@ impl Inner {
             Some(Trap::UnreachableCodeReached) => {
                 format!("{command}: handler crashed (panic or wasm unreachable)")
             }
-            Some(trap) => format!("{command}: handler crashed: {trap}"),
+            // A Rust handler's stack lives in its linear memory, below its
+            // data: running off its end is an access below address 0.
+            Some(Trap::MemoryOutOfBounds) => {
+                format!("{command}: handler crashed: out of bounds memory access (stack overflow or bad pointer)")
+            }
+            Some(Trap::StackOverflow) => format!("{command}: handler crashed: call stack exhausted"),
+            Some(trap) => format!(
+                "{command}: handler crashed: {}",
+                trap.to_string().trim_start_matches("wasm trap: ")
+            ),
             None => format!("{command}: handler failed: {e:#}"),
         }
     }

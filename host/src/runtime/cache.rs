@@ -69,7 +69,9 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Component, ArtifactError> {
     super::sys::deserialize(engine, payload).map_err(|e| ArtifactError::Incompatible(path.to_owned(), e.to_string()))
 }
 
-/// Write `payload` (from `Engine::precompile_component`) atomically.
+/// Write `payload` (from `Engine::precompile_component`) atomically. A
+/// failed write (a full or read-only state directory) leaves no temporary
+/// file behind: each start would otherwise add one more.
 pub fn store(path: &Path, payload: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -78,11 +80,17 @@ pub fn store(path: &Path, payload: &[u8]) -> std::io::Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp)?;
+    let written = write_artifact(&tmp, payload).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_artifact(tmp: &Path, payload: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(tmp)?;
     f.write_all(MAGIC)?;
     f.write_all(&Sha256::digest(payload))?;
     f.write_all(payload)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    f.sync_all()
 }

@@ -1,0 +1,3 @@
+//! Faults around the agent.
+
+mod support;
