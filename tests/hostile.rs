@@ -284,6 +284,7 @@ fn open_without_close_stops_at_the_cap_and_48_mib_reads_leave_no_memory_behind()
     assert!(during > 0, "no other request was answered during the reads");
     let (reply, _) = hostile_call(agent, read);
     assert_eq!(reply, expected);
+    eprintln!("peak resident memory of the agent: {} KiB", agent.peak_rss_kib());
     assert_eq!(
         agent
             .connect()

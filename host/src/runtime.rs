@@ -272,6 +272,16 @@ fn sources(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
     Ok(out)
 }
 
+/// A parser's complaint about a component, on one line (some of
+/// wasmparser's messages span several: they go to the log).
+fn invalid(e: wasmtime::wasmparser::BinaryReaderError) -> String {
+    let text = e.to_string();
+    format!(
+        "not a valid component: {}",
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
+}
+
 /// The commands a family component exports (the functions of its
 /// `qga:agent/<family>` interface), read from its type section without
 /// compiling it.
@@ -280,7 +290,7 @@ fn exported_commands(family: &str, bytes: &[u8]) -> Result<Vec<CommandSpec>, Str
     use wasmtime::wasmparser::{Validator, WasmFeatures};
     let types = Validator::new_with_features(WasmFeatures::all())
         .validate_all(bytes)
-        .map_err(|e| format!("not a valid component: {e}"))?;
+        .map_err(invalid)?;
     let types = types.as_ref();
     let export = format!("{PACKAGE}/{family}");
     let item = types
@@ -320,12 +330,12 @@ fn imported_interfaces(bytes: &[u8]) -> Result<Vec<String>, String> {
     let mut depth = 0usize;
     let mut out = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| format!("not a valid component: {e}"))? {
+        match payload.map_err(invalid)? {
             Payload::Version { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
-                    let import = import.map_err(|e| format!("not a valid component: {e}"))?;
+                    let import = import.map_err(invalid)?;
                     out.push(import.name.name.to_owned());
                 }
             }
@@ -385,6 +395,8 @@ impl Runtime {
             let family = inner.verify(source)?;
             inner.add(family)?;
         }
+        // Artifacts of earlier builds (an upgrade, an old handler) go.
+        inner.forget_unused_builds();
         let ticker_thread = spawn_ticker(engine, ticker)
             .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
         let inner = Arc::new(inner);
@@ -500,6 +512,7 @@ impl Runtime {
                 });
             }
         }
+        next.forget_unused_builds();
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         Ok(events)
     }
@@ -699,6 +712,34 @@ impl Inner {
         }
         self.families.push(family);
         Ok(())
+    }
+
+    /// Drop the compiled builds this generation does not use (swapped out or
+    /// rejected), in memory and in the artifact cache, so that a long run
+    /// of new builds does not pile up code, memory images and files. Calls
+    /// still running on an older build keep it alive until they end.
+    fn forget_unused_builds(&self) {
+        let used = |digest: &str| self.families.iter().any(|f| f.source.digest == digest);
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|digest, _| used(digest));
+        let keep: Vec<PathBuf> = self
+            .families
+            .iter()
+            .map(|f| {
+                cache::artifact_path(
+                    &self.config.cache_dir(),
+                    &f.source.family,
+                    &f.source.digest,
+                    &self.engine_key,
+                )
+            })
+            .collect();
+        let removed = cache::prune(&self.config.cache_dir(), &keep);
+        if removed > 0 {
+            tracing::info!("removed {removed} compiled artifact(s) no family uses any more");
+        }
     }
 
     /// Compile and pre-instantiate a family now (hot swap loads everything
