@@ -307,8 +307,8 @@ fn spawn_loop_stops_at_the_cap_and_killed_children_leave_nothing_behind() {
     );
     let before = footprint_at_rest(agent);
     let spawn = r#"{"execute":"guest-exec","arguments":{"path":"sleep","arg":["60"]}}"#;
-    let (reply, _) = hostile_call(agent, spawn);
     let killer = KillChildren(agent.pid());
+    let (reply, _) = hostile_call(agent, spawn);
     assert_eq!(
         reply,
         error("started 64, then: cannot start another child: 64 children of guest-exec are running")
