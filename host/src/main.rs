@@ -251,13 +251,17 @@ fn init_logging(config: &Config) -> Result<(), AgentError> {
 }
 
 /// What hardening of the agent process costs nothing: no core dumps (its
-/// memory can hold passwords and file contents) and no ptrace by non-root.
+/// memory can hold passwords and file contents), no ptrace by non-root, and
+/// no descriptor inherited by the agent passed on to its children.
 fn harden_process() {
     if let Err(e) = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0) {
         tracing::warn!("cannot disable core dumps: {e}");
     }
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         tracing::warn!("cannot mark the process non-dumpable: {e}");
+    }
+    if let Err(e) = qga::capabilities::process::close_inherited_on_exec() {
+        tracing::warn!("cannot mark inherited descriptors close-on-exec: {e}");
     }
 }
 

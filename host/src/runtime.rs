@@ -269,6 +269,16 @@ fn sources(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
     Ok(out)
 }
 
+/// A parser's complaint about a component, on one line (some of
+/// wasmparser's messages span several: they go to the log).
+fn invalid(e: wasmtime::wasmparser::BinaryReaderError) -> String {
+    let text = e.to_string();
+    format!(
+        "not a valid component: {}",
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
+}
+
 /// The commands a family component exports (the functions of its
 /// `qga:agent/<family>` interface), read from its type section without
 /// compiling it.
@@ -277,7 +287,7 @@ fn exported_commands(family: &str, bytes: &[u8]) -> Result<Vec<CommandSpec>, Str
     use wasmtime::wasmparser::{Validator, WasmFeatures};
     let types = Validator::new_with_features(WasmFeatures::all())
         .validate_all(bytes)
-        .map_err(|e| format!("not a valid component: {e}"))?;
+        .map_err(invalid)?;
     let types = types.as_ref();
     let export = format!("{PACKAGE}/{family}");
     let item = types
@@ -317,12 +327,12 @@ fn imported_interfaces(bytes: &[u8]) -> Result<Vec<String>, String> {
     let mut depth = 0usize;
     let mut out = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| format!("not a valid component: {e}"))? {
+        match payload.map_err(invalid)? {
             Payload::Version { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
-                    let import = import.map_err(|e| format!("not a valid component: {e}"))?;
+                    let import = import.map_err(invalid)?;
                     out.push(import.name.name.to_owned());
                 }
             }
@@ -365,6 +375,8 @@ impl Runtime {
             let family = inner.verify(source)?;
             inner.add(family)?;
         }
+        // Artifacts of earlier builds (an upgrade, an old handler) go.
+        inner.forget_unused_builds();
         let inner = Arc::new(inner);
         if background && !inner.families.is_empty() {
             let weak = Arc::downgrade(&inner);
@@ -486,6 +498,7 @@ impl Runtime {
                 });
             }
         }
+        next.forget_unused_builds();
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         Ok(events)
     }
@@ -663,6 +676,34 @@ impl Inner {
         Ok(())
     }
 
+    /// Drop the compiled builds this generation does not use (swapped out or
+    /// rejected), in memory and in the artifact cache, so that a long run
+    /// of new builds does not pile up code, memory images and files. Calls
+    /// still running on an older build keep it alive until they end.
+    fn forget_unused_builds(&self) {
+        let used = |digest: &str| self.families.iter().any(|f| f.source.digest == digest);
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|digest, _| used(digest));
+        let keep: Vec<PathBuf> = self
+            .families
+            .iter()
+            .map(|f| {
+                cache::artifact_path(
+                    &self.config.cache_dir(),
+                    &f.source.family,
+                    &f.source.digest,
+                    &self.engine_key,
+                )
+            })
+            .collect();
+        let removed = cache::prune(&self.config.cache_dir(), &keep);
+        if removed > 0 {
+            tracing::info!("removed {removed} compiled artifact(s) no family uses any more");
+        }
+    }
+
     /// Compile and pre-instantiate a family now (hot swap loads everything
     /// before switching).
     fn preload(&self, family: &Family) -> Result<(), String> {
@@ -733,14 +774,21 @@ impl Inner {
             .precompile_component(&source.bytes)
             .map_err(|e| format!("cannot compile: {e:#}"))?;
         let path = cache::artifact_path(cache_dir, &source.family, &source.digest, &self.engine_key);
-        if let Err(e) = cache::store(&path, &payload) {
-            tracing::warn!("cannot cache {}: {e}", path.display());
+        match cache::store(&path, &payload) {
+            // Load what was just produced, as a cached start would.
+            Ok(()) => match cache::load(&self.engine, &path) {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!("cannot load the artifact just cached: {e}"),
+            },
+            Err(e) => tracing::warn!(
+                "cannot cache the compiled {} component in {}: {}; it is compiled again at the next start",
+                source.family,
+                cache_dir.display(),
+                crate::capabilities::io_strerror(&e)
+            ),
         }
-        // Load what was just produced, as a cached start would.
-        match cache::load(&self.engine, &path) {
-            Ok(c) => Ok(c),
-            Err(_) => Component::new(&self.engine, &source.bytes[..]).map_err(|e| format!("cannot compile: {e:#}")),
-        }
+        // Not cached: use the compiled code from memory, not compile twice.
+        sys::deserialize(&self.engine, &payload).map_err(|e| format!("cannot load compiled code: {e:#}"))
     }
 
     #[cfg(not(feature = "cranelift"))]
@@ -968,7 +1016,16 @@ impl Inner {
             Some(Trap::UnreachableCodeReached) => {
                 format!("{command}: handler crashed (panic or wasm unreachable)")
             }
-            Some(trap) => format!("{command}: handler crashed: {trap}"),
+            // A Rust handler's stack lives in its linear memory, below its
+            // data: running off its end is an access below address 0.
+            Some(Trap::MemoryOutOfBounds) => {
+                format!("{command}: handler crashed: out of bounds memory access (stack overflow or bad pointer)")
+            }
+            Some(Trap::StackOverflow) => format!("{command}: handler crashed: call stack exhausted"),
+            Some(trap) => format!(
+                "{command}: handler crashed: {}",
+                trap.to_string().trim_start_matches("wasm trap: ")
+            ),
             None => format!("{command}: handler failed: {e:#}"),
         }
     }

@@ -129,6 +129,46 @@ fn ungranted_interface_is_refused() {
 }
 
 #[test]
+fn stack_overflow_becomes_an_error() {
+    let rt = fixture_runtime("recurse", |_| {});
+    let ok = call(&rt, "fixture-recurse", Dict::new().with("depth", 1000i64)).unwrap();
+    assert_eq!(ok, Some(Value::Uint(1000)));
+    for _ in 0..3 {
+        let err = call(&rt, "fixture-recurse", Dict::new().with("depth", 100_000_000i64)).unwrap_err();
+        assert_eq!(
+            err,
+            "fixture-recurse: handler crashed: out of bounds memory access (stack overflow or bad pointer)"
+        );
+        echo_works(&rt);
+    }
+}
+
+#[test]
+fn ungranted_interface_in_a_loop_fails_at_the_first_call() {
+    let rt = fixture_runtime("ungranted-loop", |_| {});
+    let err = call(
+        &rt,
+        "fixture-ungranted-loop",
+        Dict::new().with("count", 4_000_000_000i64),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "fixture-ungranted-loop: permission denied: fixture-ungranted-loop is not granted qga:agent/clock"
+    );
+    echo_works(&rt);
+    // Granted, every call returns.
+    let rt = fixture_runtime("granted-loop", |c| {
+        c.grants
+            .insert("fixture-ungranted-loop".into(), Grant::none().with(Capability::Clock));
+    });
+    assert_eq!(
+        call(&rt, "fixture-ungranted-loop", Dict::new().with("count", 1000i64)),
+        Ok(Some(Value::Int(1000)))
+    );
+}
+
+#[test]
 fn handler_errors_and_no_reply() {
     let rt = fixture_runtime("errors", |_| {});
     let err = call(

@@ -139,8 +139,42 @@ impl Agent {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    /// Peak resident memory in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+    }
+
+    /// Wait until the agent has used (almost) no CPU for a whole second:
+    /// its start-up work (the background compile) is over. Panics after 30 s.
+    pub fn wait_idle(&self) {
+        let mut used = Vec::new();
+        for _ in 0..30 {
+            let before = self.cpu_time();
+            std::thread::sleep(Duration::from_secs(1));
+            used.push(self.cpu_time() - before);
+            if used.last().is_some_and(|u| *u < Duration::from_millis(50)) {
+                return;
+            }
+        }
+        panic!("agent never idled: CPU per second {used:?}");
+    }
+
+    /// Threads of the agent process.
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// The agent's child processes (zombies included): pid and state letter.
+    pub fn children(&self) -> Vec<(u32, char)> {
+        children_of(self.pid())
     }
 
     pub fn signal(&self, signal: i32) {
@@ -167,6 +201,43 @@ impl Agent {
 
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// The child processes of `parent` (zombies included): pid and state
+/// letter (R, S, Z, …) from /proc/<pid>/stat.
+pub fn children_of(parent: u32) -> Vec<(u32, char)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut fields = rest.split(' ');
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        if fields.next() == Some(parent.to_string().as_str()) {
+            out.push((pid, state));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Poll `probe` until `done` holds for its value or `timeout` passes; the
+/// last value (for the caller's assertion and its message).
+pub fn settle<T>(timeout: Duration, mut probe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = probe();
+        if done(&value) || Instant::now() >= deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

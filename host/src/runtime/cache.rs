@@ -45,6 +45,51 @@ pub fn artifact_path(dir: &Path, family: &str, digest: &str, engine_key: &str) -
     dir.join(format!("{family}-{digest}-{engine_key}.cwasm"))
 }
 
+/// Whether `name` is an artifact file name as [`artifact_path`] makes them:
+/// `<family>-<64 hex digits>-<16 hex digits>.cwasm`.
+pub fn is_artifact_name(name: &str) -> bool {
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let Some(stem) = name.strip_suffix(".cwasm") else {
+        return false;
+    };
+    let Some((rest, key)) = stem.rsplit_once('-') else {
+        return false;
+    };
+    let Some((family, digest)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    !family.is_empty() && !family.starts_with('.') && hex(digest, 64) && hex(key, 16)
+}
+
+/// Remove the artifacts in `dir` that are not in `keep`: builds swapped
+/// out, and builds of another engine. Only files named as artifacts are
+/// touched (not temporary files of a store in progress, not anything
+/// else). Returns how many went.
+pub fn prune(dir: &Path, keep: &[PathBuf]) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(text) = name.to_str() else {
+            continue;
+        };
+        if !is_artifact_name(text) {
+            continue;
+        }
+        let path = entry.path();
+        if keep.contains(&path) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::warn!("cannot remove the stale artifact {}: {e}", path.display()),
+        }
+    }
+    removed
+}
+
 /// Why an artifact was not used.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -69,7 +114,9 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Component, ArtifactError> {
     super::sys::deserialize(engine, payload).map_err(|e| ArtifactError::Incompatible(path.to_owned(), e.to_string()))
 }
 
-/// Write `payload` (from `Engine::precompile_component`) atomically.
+/// Write `payload` (from `Engine::precompile_component`) atomically. A
+/// failed write (a full or read-only state directory) leaves no temporary
+/// file behind: each start would otherwise add one more.
 pub fn store(path: &Path, payload: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -78,11 +125,44 @@ pub fn store(path: &Path, payload: &[u8]) -> std::io::Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp)?;
+    let written = write_artifact(&tmp, payload).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_artifact(tmp: &Path, payload: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(tmp)?;
     f.write_all(MAGIC)?;
     f.write_all(&Sha256::digest(payload))?;
     f.write_all(payload)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_artifact_names_are_pruned() {
+        let digest = "ab".repeat(32);
+        let key = "0123456789abcdef";
+        let dir = std::env::temp_dir().join(format!("qga-cache-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let keep = artifact_path(&dir, "system-info", &digest, key);
+        let stale = artifact_path(&dir, "system-info", &"cd".repeat(32), key);
+        let other_engine = artifact_path(&dir, "file", &digest, "fedcba9876543210");
+        let foreign = dir.join("notes.cwasm");
+        let in_progress = dir.join(format!(".file-{digest}-{key}.cwasm.tmp42"));
+        for f in [&keep, &stale, &other_engine, &foreign, &in_progress] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(prune(&dir, std::slice::from_ref(&keep)), 2);
+        assert!(keep.exists() && foreign.exists() && in_progress.exists());
+        assert!(!stale.exists() && !other_engine.exists());
+        assert!(!is_artifact_name(&format!("-{digest}-{key}.cwasm")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -5,16 +5,18 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// Load a compiled component. `payload` must be the output of
-/// `Engine::precompile_component`, checked by the caller against the sha256
-/// stored beside it.
+/// `Engine::precompile_component`: held in memory since, or read back from
+/// disk and checked by the caller against the sha256 stored beside it.
 pub fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: `Component::deserialize` requires bytes produced by
     // `Engine::precompile_component` (wasmtime itself then checks version
-    // and engine compatibility). The caller (cache::load) passes exactly
+    // and engine compatibility). The callers pass exactly that: cache::load
     // what `store` wrote from `precompile_component` in this program or in
     // `qga compile`, after matching the sha256 written alongside, so it is
-    // neither truncated nor corrupted; the directory belongs to the agent's
-    // operator (the state directory, or one they name).
+    // neither truncated nor corrupted (the directory belongs to the agent's
+    // operator: the state directory, or one they name); Inner::compile the
+    // output of `precompile_component` it holds in memory, when it could
+    // not be cached.
     unsafe { Component::deserialize(engine, payload) }
 }
 

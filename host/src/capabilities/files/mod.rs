@@ -20,6 +20,13 @@ use super::{CallCtx, Capability, Denied, Grant, glob};
 
 /// The first handle with a fresh state directory (qemu-ga's default).
 pub const FIRST_HANDLE: i64 = 1000;
+/// Most files open at once through guest-file-open. qemu-ga has no limit
+/// but its descriptor limit (typically 1024, shared with everything else it
+/// does); qga stops well below it so that an open-and-never-close loop
+/// cannot starve the agent's clients, children and state files of
+/// descriptors. Past it an open fails with EMFILE's text, as qemu-ga's
+/// does when it runs out.
+pub const MAX_OPEN_FILES: usize = 512;
 /// The state file's name in the state directory (qemu-ga's QGA_STATE_NAME... `qga.state`).
 pub const STATE_FILE: &str = "qga.state";
 
@@ -152,8 +159,14 @@ impl FileTable {
         let next = match std::fs::read_to_string(&state_path) {
             Ok(text) => parse_state(&text).unwrap_or(FIRST_HANDLE),
             Err(_) => {
+                // qemu-ga refuses to start here; qga serves on, and
+                // guest-file-open fails until the state can be written.
                 if let Err(e) = write_state(&state_path, FIRST_HANDLE) {
-                    tracing::warn!("cannot write {}: {e}", state_path.display());
+                    tracing::error!(
+                        "unable to create state file at path {}: {}",
+                        state_path.display(),
+                        super::io_strerror(&e)
+                    );
                 }
                 FIRST_HANDLE
             }
@@ -171,14 +184,30 @@ impl FileTable {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether another file may be opened now (see [`MAX_OPEN_FILES`]).
+    pub fn has_room(&self) -> bool {
+        self.lock().open.len() < MAX_OPEN_FILES
+    }
+
     /// Add an open file under a new handle; the counter is committed to
-    /// disk first, as qemu-ga's ga_get_fd_handle does.
-    pub fn add(&self, file: File) -> Result<i64, String> {
+    /// disk first, as qemu-ga's ga_get_fd_handle does. Like qemu-ga, a
+    /// handle whose commit failed is used up all the same (the next open
+    /// gets the one after it), and the file is closed.
+    pub fn add(&self, file: File) -> Result<i64, AddError> {
         let mut t = self.lock();
+        if t.open.len() >= MAX_OPEN_FILES {
+            return Err(AddError::Full);
+        }
         let handle = t.next;
-        write_state(&self.state_path, handle + 1)
-            .map_err(|_| "failed to commit persistent state to disk".to_owned())?;
         t.next = handle + 1;
+        if let Err(e) = write_state(&self.state_path, handle + 1) {
+            tracing::error!(
+                "failed to write persistent state to {}: {}",
+                self.state_path.display(),
+                super::io_strerror(&e)
+            );
+            return Err(AddError::Commit);
+        }
         t.open.insert(handle, Arc::new(file));
         Ok(handle)
     }
@@ -200,12 +229,37 @@ impl FileTable {
     }
 }
 
+/// Why a file could not be added to the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddError {
+    /// [`MAX_OPEN_FILES`] are open.
+    #[error("Too many open files")]
+    Full,
+    /// The counter could not be written (qemu-ga's words).
+    #[error("failed to commit persistent state to disk")]
+    Commit,
+}
+
+impl From<AddError> for FileError {
+    fn from(e: AddError) -> FileError {
+        match e {
+            // The file family words it as qemu-ga words EMFILE.
+            AddError::Full => FileError::Os(super::strerror(libc::EMFILE)),
+            AddError::Commit => FileError::Other(e.to_string()),
+        }
+    }
+}
+
 /// Write the state file atomically (temporary file + rename, as GLib's
-/// g_file_set_contents).
+/// g_file_set_contents). A failed write leaves no temporary file behind
+/// (on a full disk it would hold on to the space).
 fn write_state(path: &Path, counter: i64) -> std::io::Result<()> {
     let tmp = path.with_extension("state.tmp");
-    std::fs::write(&tmp, format_state(counter))?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, format_state(counter)).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn os(e: &std::io::Error) -> FileError {
@@ -228,6 +282,10 @@ impl Host for CallCtx {
         self.files_allowed()?;
         let resolved = resolve(Path::new(&path));
         check_path(&self.grant, &self.command, &resolved, &mode.name)?;
+        // Before opening: a refused open must not create or truncate.
+        if !self.state.files.has_room() {
+            return Ok(Err(AddError::Full.into()));
+        }
         let flags = sys::Flags {
             read: mode.read,
             write: mode.write,
@@ -245,7 +303,7 @@ impl Host for CallCtx {
             Ok(real) => check_path(&self.grant, &self.command, &real, &mode.name)?,
             Err(e) => return Ok(Err(os(&e))),
         }
-        Ok(self.state.files.add(file).map_err(FileError::Other))
+        Ok(self.state.files.add(file).map_err(FileError::from))
     }
 
     fn exists(&mut self, handle: i64) -> wasmtime::Result<bool> {
@@ -335,6 +393,38 @@ mod tests {
             std::fs::read_to_string(dir.join("qga.state")).unwrap(),
             "[global]\nfd_counter=1003\n"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn table_is_capped_and_a_failed_commit_uses_up_its_handle() {
+        let dir = std::env::temp_dir().join(format!("qga-files-cap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = FileTable::new(&dir);
+        for i in 0..MAX_OPEN_FILES {
+            assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), 1000 + i as i64);
+        }
+        assert!(!t.has_room());
+        assert_eq!(t.add(File::open("/dev/null").unwrap()), Err(AddError::Full));
+        assert!(t.remove(1000).is_some());
+        assert!(t.has_room());
+        let next = 1000 + MAX_OPEN_FILES as i64;
+        assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), next);
+        // The state directory goes away: the commit fails, the handle is
+        // spent (as in qemu-ga), nothing is left open and no temporary
+        // file stays behind.
+        t.remove(next);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(t.add(File::open("/dev/null").unwrap()), Err(AddError::Commit));
+        assert_eq!(t.len(), MAX_OPEN_FILES - 1);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), next + 2);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["qga.state"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -246,8 +246,9 @@ impl FreezeState {
         text.push('\n');
         if let Err(e) = std::fs::write(&self.state_file, text) {
             tracing::warn!(
-                "unable to create {}, fsfreeze may not function properly: {e}",
-                self.state_file.display()
+                "unable to create {}, fsfreeze may not function properly: {}",
+                self.state_file.display(),
+                io_strerror(&e)
             );
         }
     }
@@ -259,7 +260,11 @@ impl FreezeState {
         if let Err(e) = std::fs::remove_file(&self.state_file)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!("unable to delete {}: {e}", self.state_file.display());
+            tracing::warn!(
+                "unable to delete {}, fsfreeze may not function properly: {}",
+                self.state_file.display(),
+                io_strerror(&e)
+            );
         }
     }
 

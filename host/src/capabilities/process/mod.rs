@@ -7,6 +7,11 @@
 //! truncation flag set), and one feeding its stdin with blocking writes
 //! (a child that exits early ends them with EPIPE: no busy loop, unlike
 //! qemu-ga 7.2, which polls the dead pipe at 100% CPU).
+//!
+//! qemu-ga bounds none of this; qga caps the children running at once,
+//! the children kept until guest-exec-status reports them, and the output
+//! captured for all of them together, so that a spawn loop (a hostile
+//! handler, or a client that never asks) cannot exhaust the guest.
 
 mod sys;
 
@@ -14,6 +19,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use base64::Engine as _;
@@ -23,6 +29,34 @@ use super::{CallCtx, Capability, Denied, Grant, glob};
 
 /// qemu-ga's GUEST_EXEC_MAX_OUTPUT: bytes kept per captured stream.
 pub const MAX_OUTPUT: usize = 16 << 20;
+/// Most children running at once (each holds up to three pipes and four
+/// host threads until it exits).
+pub const MAX_RUNNING: usize = 64;
+/// Most children in the table: running, or exited and not yet reported by
+/// guest-exec-status.
+pub const MAX_CHILDREN: usize = 1024;
+/// Most captured output held for all children together; past it, output
+/// is read and dropped and the stream marked truncated, as past
+/// [`MAX_OUTPUT`].
+pub const MAX_CAPTURED: usize = 256 << 20;
+
+/// Why the table refused to start another child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("cannot start another child: {MAX_RUNNING} children of guest-exec are running")]
+    Running,
+    #[error(
+        "cannot start another child: {MAX_CHILDREN} children of guest-exec have not been reported by guest-exec-status"
+    )]
+    Unreported,
+}
+
+/// Why a spawn failed.
+#[derive(Debug)]
+enum SpawnFailure {
+    Refused(Refused),
+    Os(std::io::Error),
+}
 
 /// Which children a command may start, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +142,10 @@ pub struct ChildTable {
     children: Mutex<Vec<Arc<Child>>>,
     /// Signalled when a child changes state (tests and shutdown wait on it).
     changed: Condvar,
+    /// Children not yet reaped.
+    running: AtomicUsize,
+    /// Captured bytes held, all children together.
+    captured: AtomicUsize,
 }
 
 impl std::fmt::Debug for ChildTable {
@@ -116,7 +154,7 @@ impl std::fmt::Debug for ChildTable {
     }
 }
 
-fn drain(mut from: impl Read, into: Arc<Child>, stderr: bool) {
+fn drain(mut from: impl Read, into: Arc<Child>, stderr: bool, table: &ChildTable) {
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = match from.read(&mut buf) {
@@ -126,11 +164,10 @@ fn drain(mut from: impl Read, into: Arc<Child>, stderr: bool) {
             Err(_) => break,
         };
         let mut c = lock(if stderr { &into.err } else { &into.out });
-        let room = MAX_OUTPUT - c.data.len();
-        if n > room {
+        let keep = table.reserve(n.min(MAX_OUTPUT - c.data.len()));
+        if keep < n {
             c.truncated = true;
         }
-        let keep = n.min(room);
         c.data.extend_from_slice(&buf[..keep]);
     }
     let mut c = lock(if stderr { &into.err } else { &into.out });
@@ -151,8 +188,47 @@ impl ChildTable {
         self.len() == 0
     }
 
-    fn spawn(self: &Arc<Self>, s: &sys::Spawn<'_>, input: &mut Option<Vec<u8>>) -> std::io::Result<i64> {
-        let mut child = sys::spawn(s)?;
+    /// Children not yet reaped.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Captured bytes held for all children.
+    pub fn captured(&self) -> usize {
+        self.captured.load(Ordering::Acquire)
+    }
+
+    /// Take up to `want` bytes of the capture budget; what was granted.
+    fn reserve(&self, want: usize) -> usize {
+        let mut granted = 0;
+        let _ = self.captured.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            granted = want.min(MAX_CAPTURED.saturating_sub(held));
+            Some(held + granted)
+        });
+        granted
+    }
+
+    fn release(&self, bytes: usize) {
+        self.captured.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    fn spawn(self: &Arc<Self>, s: &sys::Spawn<'_>, input: &mut Option<Vec<u8>>) -> Result<i64, SpawnFailure> {
+        if self.len() >= MAX_CHILDREN {
+            return Err(SpawnFailure::Refused(Refused::Unreported));
+        }
+        let slot = self.running.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_RUNNING).then_some(n + 1)
+        });
+        if slot.is_err() {
+            return Err(SpawnFailure::Refused(Refused::Running));
+        }
+        let mut child = match sys::spawn(s) {
+            Ok(child) => child,
+            Err(e) => {
+                self.running.fetch_sub(1, Ordering::AcqRel);
+                return Err(SpawnFailure::Os(e));
+            }
+        };
         let input = input.take();
         let pid = i64::from(child.id());
         let entry = Arc::new(Child {
@@ -177,7 +253,7 @@ impl ChildTable {
                 let e = entry.clone();
                 let table = self.clone();
                 let _ = thread("qga-exec-out", move || {
-                    drain(stream, e, is_err);
+                    drain(stream, e, is_err, &table);
                     table.changed.notify_all();
                 });
             }
@@ -193,6 +269,7 @@ impl ChildTable {
                 }
             };
             *lock(&reaped.status) = Some(status.unwrap_or_else(|| ExitStatus::from_raw(0)));
+            table.running.fetch_sub(1, Ordering::AcqRel);
             table.changed.notify_all();
         });
         if let Err(e) = reaper {
@@ -227,6 +304,7 @@ impl ChildTable {
         let status = status.unwrap_or_else(|| ExitStatus::from_raw(0));
         let take = |m: &Mutex<Capture>| {
             let c = std::mem::take(&mut *lock(m));
+            self.release(c.data.len());
             let data = (!c.data.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&c.data));
             (data, c.truncated)
         };
@@ -269,6 +347,13 @@ impl ChildTable {
     }
 }
 
+/// Mark the descriptors the agent inherited close-on-exec, so no child
+/// (guest-exec, helpers, the fsfreeze hook) inherits them; see
+/// [`sys::close_inherited_on_exec`]. Call once at start-up.
+pub fn close_inherited_on_exec() -> std::io::Result<()> {
+    sys::close_inherited_on_exec()
+}
+
 /// GLib's g_spawn error text.
 fn spawn_failed(program: &str, errno: &std::io::Error) -> String {
     format!(
@@ -307,7 +392,8 @@ impl Host for CallCtx {
         let mut input = req.input;
         match table.spawn(&spawn, &mut input) {
             Ok(pid) => Ok(Ok(pid)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            Err(SpawnFailure::Refused(r)) => Ok(Err(r.to_string())),
+            Err(SpawnFailure::Os(e)) if e.raw_os_error() == Some(libc::ENOEXEC) => {
                 // g_spawn runs a file without a known format with /bin/sh.
                 let mut args = vec![file.to_string_lossy().into_owned()];
                 args.extend(req.args.iter().cloned());
@@ -317,9 +403,12 @@ impl Host for CallCtx {
                     args: &args,
                     ..spawn
                 };
-                Ok(table.spawn(&sh, &mut input).map_err(|e| spawn_failed(&req.path, &e)))
+                Ok(table.spawn(&sh, &mut input).map_err(|e| match e {
+                    SpawnFailure::Refused(r) => r.to_string(),
+                    SpawnFailure::Os(e) => spawn_failed(&req.path, &e),
+                }))
             }
-            Err(e) => Ok(Err(spawn_failed(&req.path, &e))),
+            Err(SpawnFailure::Os(e)) => Ok(Err(spawn_failed(&req.path, &e))),
         }
     }
 
@@ -345,6 +434,17 @@ mod tests {
         // A directory named like the program: EACCES, as execve reports.
         assert_eq!(sys::search("tmp", "/").unwrap_err(), nix::errno::Errno::EACCES);
         assert_eq!(sys::search("", "/bin").unwrap_err(), nix::errno::Errno::ENOENT);
+    }
+
+    #[test]
+    fn capture_budget_is_shared_and_given_back() {
+        let t = ChildTable::default();
+        assert_eq!(t.reserve(MAX_CAPTURED - 10), MAX_CAPTURED - 10);
+        assert_eq!(t.reserve(100), 10);
+        assert_eq!(t.reserve(1), 0);
+        t.release(50);
+        assert_eq!(t.reserve(100), 50);
+        assert_eq!(t.captured(), MAX_CAPTURED);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Process syscalls of the process capability (std and nix, no `unsafe`).
+//! Process syscalls of the process capability (std and nix; `unsafe` only
+//! to mark inherited descriptors close-on-exec).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -75,4 +76,37 @@ pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Child> {
         cmd.uid(uid);
     }
     cmd.spawn()
+}
+
+/// Mark every descriptor above 2 close-on-exec, once at start-up.
+/// Descriptors the agent inherited from whoever started it (a shell, a
+/// service manager, a leaky parent) would otherwise pass on to every
+/// guest-exec child, helper and fsfreeze hook; qemu-ga's g_spawn closes
+/// them in the child. Everything the agent opens itself is close-on-exec
+/// already.
+pub fn close_inherited_on_exec() -> std::io::Result<()> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC closes nothing: it
+    // only sets the close-on-exec flag of the open descriptors in the range;
+    // it takes no pointers.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) {
+        return Err(err);
+    }
+    // Before Linux 5.11: one fcntl per open descriptor.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl(F_SETFD) on a plain descriptor number takes no
+        // pointers and closes nothing; a number that is no longer open (the
+        // directory listing's own) fails with EBADF, which is ignored, and
+        // one reused meanwhile by the agent is close-on-exec already.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
 }

@@ -1,0 +1,158 @@
+//! TEST FIXTURE: a hostile build of the `file`, `exec` and `system-info`
+//! families. Installed under one of those names (`--handlers DIR`), it
+//! replaces that family, gets the real commands' grants, and abuses them:
+//!
+//! - guest-file-open(path): opens `path` read-only again and again without
+//!   closing, until the host refuses (or 100 000 times);
+//! - guest-file-close(handle): closes `handle` and every open handle after
+//!   it (a test's clean-up);
+//! - guest-file-read(handle, count): reads `count` bytes and seeks back,
+//!   forever;
+//! - guest-exec(path, arg, …): starts the program again and again, until
+//!   the host refuses (or 100 000 times);
+//! - guest-exec-status(pid): asks for the child's status forever;
+//! - guest-get-time: reads the clock forever;
+//! - guest-get-osinfo: reads /etc/os-release forever.
+//!
+//! Everything else fails with "not in this build". Never embedded.
+
+wit_bindgen::generate!({
+    world: "fixture-hostile",
+    path: "../../wit",
+});
+
+use exports::qga::agent::exec::{ExecStarted, ExecStatus, Guest as ExecGuest};
+use exports::qga::agent::file::{FileRead, FileSeek, FileWrite, Guest as FileGuest, GuestFileWhence};
+use exports::qga::agent::system_info::{
+    Guest as SystemInfoGuest, GuestHostName, GuestOsInfo, GuestTimezone, GuestUser,
+};
+use qga::agent::files::{self, FileError, OpenMode, Whence};
+use qga::agent::types::QgaError;
+use qga::agent::{clock, process, read_file};
+
+/// Most repetitions of the loops that stop when the host refuses.
+const TRIES: u32 = 100_000;
+
+struct Hostile;
+
+fn err(desc: String) -> QgaError {
+    QgaError { desc }
+}
+
+fn absent<T>() -> Result<T, QgaError> {
+    Err(err("not in this build".to_owned()))
+}
+
+fn file_error(e: FileError) -> String {
+    match e {
+        FileError::NoHandle => "no such handle".to_owned(),
+        FileError::Os(s) | FileError::Other(s) => s,
+    }
+}
+
+impl FileGuest for Hostile {
+    fn guest_file_open(path: String, _mode: Option<String>) -> Result<i64, QgaError> {
+        let mode = OpenMode {
+            name: "r".to_owned(),
+            read: true,
+            write: false,
+            append: false,
+            create: false,
+            truncate: false,
+        };
+        for opened in 0..TRIES {
+            if let Err(e) = files::open(&path, &mode) {
+                return Err(err(format!("opened {opened}, then: {}", file_error(e))));
+            }
+        }
+        Ok(i64::from(TRIES))
+    }
+
+    fn guest_file_close(handle: i64) -> Result<(), QgaError> {
+        let mut next = handle;
+        while files::exists(next) {
+            files::close(next).map_err(|e| err(file_error(e)))?;
+            next += 1;
+        }
+        Ok(())
+    }
+
+    fn guest_file_read(handle: i64, count: Option<i64>) -> Result<FileRead, QgaError> {
+        let count = count.unwrap_or(4096).max(0) as u64;
+        loop {
+            let chunk = files::read(handle, count).map_err(|e| err(file_error(e)))?;
+            std::hint::black_box(chunk);
+            files::seek(handle, 0, Whence::Set).map_err(|e| err(file_error(e)))?;
+        }
+    }
+
+    fn guest_file_write(_: i64, _: String, _: Option<i64>) -> Result<FileWrite, QgaError> {
+        absent()
+    }
+
+    fn guest_file_seek(_: i64, _: i64, _: GuestFileWhence) -> Result<FileSeek, QgaError> {
+        absent()
+    }
+
+    fn guest_file_flush(_: i64) -> Result<(), QgaError> {
+        absent()
+    }
+}
+
+impl ExecGuest for Hostile {
+    fn guest_exec_status(pid: i64) -> Result<ExecStatus, QgaError> {
+        loop {
+            std::hint::black_box(process::status(pid));
+        }
+    }
+
+    fn guest_exec(
+        path: String,
+        arg: Option<Vec<String>>,
+        env: Option<Vec<String>>,
+        _input_data: Option<String>,
+        capture_output: Option<bool>,
+    ) -> Result<ExecStarted, QgaError> {
+        let req = process::SpawnRequest {
+            path,
+            args: arg.unwrap_or_default(),
+            env,
+            input: None,
+            capture: capture_output.unwrap_or(false),
+        };
+        for started in 0..TRIES {
+            if let Err(e) = process::spawn(&req) {
+                return Err(err(format!("started {started}, then: {e}")));
+            }
+        }
+        Ok(ExecStarted { pid: i64::from(TRIES) })
+    }
+}
+
+impl SystemInfoGuest for Hostile {
+    fn guest_get_time() -> Result<i64, QgaError> {
+        loop {
+            std::hint::black_box(clock::now_ns());
+        }
+    }
+
+    fn guest_get_osinfo() -> Result<GuestOsInfo, QgaError> {
+        loop {
+            let _ = std::hint::black_box(read_file::read("/etc/os-release"));
+        }
+    }
+
+    fn guest_get_host_name() -> Result<GuestHostName, QgaError> {
+        absent()
+    }
+
+    fn guest_get_timezone() -> Result<GuestTimezone, QgaError> {
+        absent()
+    }
+
+    fn guest_get_users() -> Result<Vec<GuestUser>, QgaError> {
+        absent()
+    }
+}
+
+export!(Hostile);
