@@ -732,7 +732,8 @@ impl Inner {
         Ok(lock().entry(source.digest.clone()).or_insert(c).clone())
     }
 
-    /// Whether a compiled artifact of `source` is on disk for this engine.
+    /// Whether a whole compiled artifact of `source` is on disk for this
+    /// engine (a corrupt one is rebuilt at start, not at the first call).
     fn is_cached(&self, source: &Source) -> bool {
         let cache_dir = self.config.cache_dir();
         self.config
@@ -740,7 +741,7 @@ impl Inner {
             .iter()
             .map(PathBuf::as_path)
             .chain([cache_dir.as_path()])
-            .any(|dir| cache::artifact_path(dir, &source.family, &source.digest, &self.engine_key).exists())
+            .any(|dir| cache::is_intact(&cache::artifact_path(dir, &source.family, &source.digest, &self.engine_key)))
     }
 
     fn component_uncached(&self, source: &Source) -> Result<Component, String> {

@@ -103,15 +103,27 @@ pub enum ArtifactError {
 
 /// Load an artifact written by [`store`].
 pub fn load(engine: &Engine, path: &Path) -> Result<Component, ArtifactError> {
+    let bytes = read_intact(path)?;
+    super::sys::deserialize(engine, &bytes[HEADER..])
+        .map_err(|e| ArtifactError::Incompatible(path.to_owned(), e.to_string()))
+}
+
+/// Whether the artifact at `path` is whole (magic and checksum), without
+/// loading it.
+pub fn is_intact(path: &Path) -> bool {
+    read_intact(path).is_ok()
+}
+
+/// The artifact's bytes, once its magic and checksum are right.
+fn read_intact(path: &Path) -> Result<Vec<u8>, ArtifactError> {
     let bytes = std::fs::read(path).map_err(|e| ArtifactError::Read(path.to_owned(), e))?;
     if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
         return Err(ArtifactError::Corrupt(path.to_owned()));
     }
-    let payload = &bytes[HEADER..];
-    if Sha256::digest(payload).as_slice() != &bytes[MAGIC.len()..HEADER] {
+    if Sha256::digest(&bytes[HEADER..]).as_slice() != &bytes[MAGIC.len()..HEADER] {
         return Err(ArtifactError::Corrupt(path.to_owned()));
     }
-    super::sys::deserialize(engine, payload).map_err(|e| ArtifactError::Incompatible(path.to_owned(), e.to_string()))
+    Ok(bytes)
 }
 
 /// Write `payload` (from `Engine::precompile_component`) atomically. A
