@@ -327,7 +327,7 @@ impl Dispatcher {
             Err(desc) => {
                 let err = QmpError::generic(desc);
                 let outcome = outcome_class(&err);
-                return (Some(protocol::encode_reply(&Err(err), None, false)), None, outcome);
+                return (Some(protocol::encode_reply(Err(err), None, false)), None, outcome);
             }
         };
         let request = match protocol::check_request(value) {
@@ -335,7 +335,7 @@ impl Dispatcher {
             Err((err, id)) => {
                 let outcome = outcome_class(&err);
                 return (
-                    Some(protocol::encode_reply(&Err(err), id.as_ref(), false)),
+                    Some(protocol::encode_reply(Err(err), id.as_ref(), false)),
                     None,
                     outcome,
                 );
@@ -354,7 +354,7 @@ impl Dispatcher {
             Err(err) => outcome_class(err),
         };
         (
-            Some(protocol::encode_reply(&result, request.id.as_ref(), answer.delimited)),
+            Some(protocol::encode_reply(result, request.id.as_ref(), answer.delimited)),
             command,
             outcome,
         )

@@ -741,7 +741,14 @@ impl Inner {
             .iter()
             .map(PathBuf::as_path)
             .chain([cache_dir.as_path()])
-            .any(|dir| cache::is_intact(&cache::artifact_path(dir, &source.family, &source.digest, &self.engine_key)))
+            .any(|dir| {
+                cache::is_intact(&cache::artifact_path(
+                    dir,
+                    &source.family,
+                    &source.digest,
+                    &self.engine_key,
+                ))
+            })
     }
 
     fn component_uncached(&self, source: &Source) -> Result<Component, String> {

@@ -108,11 +108,13 @@ pub fn check_request(value: Value) -> Result<Request, (QmpError, Option<Value>)>
 }
 
 /// One reply line: `{"return": ...}` or `{"error": ...}`, the id echoed as
-/// given, the 0xFF prefix when delimited, the final newline.
-pub fn encode_reply(result: &Result<Value, QmpError>, id: Option<&Value>, delimited: bool) -> Vec<u8> {
+/// given, the 0xFF prefix when delimited, the final newline. The result is
+/// taken by value and written once into a buffer of its exact size (a
+/// 48 MiB read's reply is 64 MiB: no clone, no regrowth, no second copy).
+pub fn encode_reply(result: Result<Value, QmpError>, id: Option<&Value>, delimited: bool) -> Vec<u8> {
     let mut reply = Dict::new();
     match result {
-        Ok(value) => reply.insert("return", value.clone()),
+        Ok(value) => reply.insert("return", value),
         Err(err) => {
             let body = Dict::new()
                 .with("class", err.class.as_str())
@@ -123,13 +125,15 @@ pub fn encode_reply(result: &Result<Value, QmpError>, id: Option<&Value>, delimi
     if let Some(id) = id {
         reply.insert("id", id.clone());
     }
-    let mut line = String::with_capacity(64);
-    Value::Dict(reply).write_json(&mut line);
+    let reply = Value::Dict(reply);
+    let mut line = String::with_capacity(reply.json_len() + 1);
+    reply.write_json(&mut line);
     line.push('\n');
-    let mut bytes = Vec::with_capacity(line.len() + 1);
-    if delimited {
-        bytes.push(SENTINEL);
+    if !delimited {
+        return line.into_bytes();
     }
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.push(SENTINEL);
     bytes.extend_from_slice(line.as_bytes());
     bytes
 }
@@ -169,15 +173,15 @@ mod tests {
 
     #[test]
     fn replies_are_one_qemu_line() {
-        let ok = encode_reply(&Ok(Value::Dict(Dict::new())), Some(&Value::Int(1)), false);
+        let ok = encode_reply(Ok(Value::Dict(Dict::new())), Some(&Value::Int(1)), false);
         assert_eq!(ok, b"{\"return\": {}, \"id\": 1}\n");
         let err = encode_reply(
-            &Err(QmpError::not_found("The command x has not been found")),
+            Err(QmpError::not_found("The command x has not been found")),
             Some(&Value::Int(1)),
             false,
         );
         assert_eq!(err, b"{\"id\": 1, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command x has not been found\"}}\n");
-        let delimited = encode_reply(&Ok(Value::Int(5)), None, true);
+        let delimited = encode_reply(Ok(Value::Int(5)), None, true);
         assert_eq!(delimited, b"\xff{\"return\": 5}\n");
     }
 }
