@@ -1,6 +1,7 @@
 //! Replaying `.jsonl` transcripts (see tests/fixtures/README.md):
-//! `> TEXT` sends TEXT and a newline, `>x HEX` sends raw bytes, `< TEXT`
-//! expects one reply line byte for byte, `<x HEX` the same in hex.
+//! `> TEXT` sends TEXT and a newline, `>x HEX` sends raw bytes, `>* N TEXT`
+//! sends TEXT N times (no newline: giant inputs without giant files),
+//! `< TEXT` expects one reply line byte for byte, `<x HEX` the same in hex.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +11,15 @@ use super::Client;
 #[derive(Debug)]
 pub enum Step {
     Send(Vec<u8>),
-    Expect { line: usize, reply: Vec<u8> },
+    /// `text` sent `count` times in a row.
+    Repeat {
+        count: usize,
+        text: Vec<u8>,
+    },
+    Expect {
+        line: usize,
+        reply: Vec<u8>,
+    },
 }
 
 fn hex(text: &str, path: &Path, line: usize) -> Vec<u8> {
@@ -38,6 +47,18 @@ pub fn load(path: &Path) -> Vec<Step> {
         }
         let step = if let Some(rest) = line.strip_prefix(">x ") {
             Step::Send(hex(rest, path, number))
+        } else if let Some(rest) = line.strip_prefix(">* ") {
+            let (count, text) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("{}:{number}: '>* COUNT TEXT'", path.display()));
+            let count = count
+                .parse()
+                .unwrap_or_else(|_| panic!("{}:{number}: bad repeat count", path.display()));
+            assert!(!text.is_empty(), "{}:{number}: nothing to repeat", path.display());
+            Step::Repeat {
+                count,
+                text: text.as_bytes().to_vec(),
+            }
         } else if let Some(rest) = line.strip_prefix("> ") {
             Step::Send(format!("{rest}\n").into_bytes())
         } else if let Some(rest) = line.strip_prefix("<x ") {
@@ -52,7 +73,7 @@ pub fn load(path: &Path) -> Vec<Step> {
             }
         } else {
             panic!(
-                "{}:{number}: a line must start with '> ', '>x ', '< ' or '<x '",
+                "{}:{number}: a line must start with '> ', '>x ', '>* ', '< ' or '<x '",
                 path.display()
             );
         };
@@ -67,6 +88,7 @@ pub fn replay(path: &Path, client: &mut Client) -> Vec<String> {
     for step in load(path) {
         match step {
             Step::Send(bytes) => client.send(&bytes),
+            Step::Repeat { count, text } => send_repeated(client, count, &text),
             Step::Expect { line, reply } => {
                 let got = client.read_line();
                 if got != reply {
@@ -88,6 +110,26 @@ pub fn replay(path: &Path, client: &mut Client) -> Vec<String> {
         ));
     }
     failures
+}
+
+/// `text` `count` times, in chunks of about 1 MiB.
+fn send_repeated(client: &mut Client, count: usize, text: &[u8]) {
+    let per_chunk = ((1 << 20) / text.len()).max(1);
+    let chunk = text.repeat(per_chunk.min(count));
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(per_chunk);
+        client.send(&chunk[..n * text.len()]);
+        left -= n;
+    }
+}
+
+/// How many sends (`>` lines of any kind) a transcript has.
+pub fn sends(path: &Path) -> usize {
+    load(path)
+        .iter()
+        .filter(|s| matches!(s, Step::Send(_) | Step::Repeat { .. }))
+        .count()
 }
 
 /// Every `.jsonl` file directly in `dir`, sorted.

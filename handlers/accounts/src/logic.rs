@@ -26,9 +26,8 @@ pub trait Accounts {
 /// qbase64_decode, strict: qemu-ga's alphabet check and message, then
 /// complete padded quanta only (GLib would silently drop a partial one).
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    // QEMU's parser keeps \u0000 as the bytes C0 80: never base64.
     const VALID: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n";
-    // A C string: it ends at the first NUL.
-    let text = text.split('\0').next().unwrap_or("");
     if !text.bytes().all(|b| VALID.contains(&b)) {
         return Err("Base64 data contains invalid characters".into());
     }
@@ -70,6 +69,19 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// A string as qemu-ga hands it to C: its JSON parser keeps \u0000 as the
+/// two bytes C0 80 (modified UTF-8), so a NUL never ends a name early.
+pub fn c_bytes(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            0 => out.extend_from_slice(&[0xC0, 0x80]),
+            b => out.push(b),
+        }
+    }
+    out
+}
+
 /// guest-set-user-password: `USER:PASSWORD\n` to chpasswd's stdin.
 pub fn set_user_password(a: &mut dyn Accounts, username: &str, password: &str, crypted: bool) -> Result<(), String> {
     let mut raw = decode_base64(password)?;
@@ -79,7 +91,6 @@ pub fn set_user_password(a: &mut dyn Accounts, username: &str, password: &str, c
     if raw.contains(&b'\n') {
         return Err("forbidden characters in raw password".into());
     }
-    let username = username.split('\0').next().unwrap_or("");
     if username.contains(['\n', ':']) {
         return Err("forbidden characters in username".into());
     }
@@ -87,7 +98,7 @@ pub fn set_user_password(a: &mut dyn Accounts, username: &str, password: &str, c
         return Err("cannot find 'passwd' program in PATH".into());
     }
     let mut input = Vec::with_capacity(username.len() + raw.len() + 2);
-    input.extend_from_slice(username.as_bytes());
+    input.extend_from_slice(&c_bytes(username));
     input.push(b':');
     input.extend_from_slice(&raw);
     input.push(b'\n');
@@ -176,7 +187,7 @@ pub fn add_keys(a: &mut dyn Accounts, user: &str, keys: &[String], reset: bool) 
             lines.push(k.clone());
         }
     }
-    a.write(user, lines.join("\n").as_bytes())
+    a.write(user, &c_bytes(&lines.join("\n")))
 }
 
 /// guest-ssh-remove-authorized-keys.
@@ -193,7 +204,7 @@ pub fn remove_keys(a: &mut dyn Accounts, user: &str, keys: &[String]) -> Result<
         .into_iter()
         .filter(|l| !keys.contains(l))
         .collect();
-    a.write(user, kept.join("\n").as_bytes())
+    a.write(user, &c_bytes(&kept.join("\n")))
 }
 
 #[cfg(test)]
@@ -275,6 +286,26 @@ mod tests {
         assert!(decode_base64("aGVsbG8").is_err());
         assert!(decode_base64("aG=sbG8=").is_err());
         assert!(decode_base64("aGVsbG9=").is_err());
+    }
+
+    #[test]
+    fn a_nul_is_two_bytes_as_in_qemu_not_the_end_of_the_string() {
+        let mut f = Fake::default();
+        // \u0000 in the base64 text is C0 80 to qemu-ga: not base64.
+        assert_eq!(
+            set_user_password(&mut f, "u", "c2VjcmV0\0", false),
+            Err("Base64 data contains invalid characters".into())
+        );
+        assert_eq!(
+            set_user_password(&mut f, "u", "\0", true),
+            Err("Base64 data contains invalid characters".into())
+        );
+        // A NUL does not cut the user name short: "u\0x" is not "u".
+        assert_eq!(set_user_password(&mut f, "u\0x", "c2VjcmV0", false), Ok(()));
+        assert_eq!(f.chpasswd_input, [b"u\xc0\x80x:secret\n".to_vec()]);
+        // A decoded NUL does end the password (a C string in qemu-ga).
+        assert_eq!(set_user_password(&mut f, "u", "YQBi", false), Ok(()));
+        assert_eq!(f.chpasswd_input[1], b"u:a\n");
     }
 
     #[test]

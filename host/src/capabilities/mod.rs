@@ -557,6 +557,22 @@ fn mount_pattern_matches(pattern: &str, path: &str) -> bool {
     }
 }
 
+/// A request string as qemu-ga hands it to the C library. QEMU's JSON
+/// parser keeps `\u0000` as the two bytes C0 80 (modified UTF-8), so a NUL
+/// never cuts a path, an argument or a name short: it is two more bytes of
+/// it (`/dev/null\u0000x` names a file that does not exist).
+pub fn c_string(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut bytes = Vec::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            0 => bytes.extend_from_slice(&[0xC0, 0x80]),
+            b => bytes.push(b),
+        }
+    }
+    std::ffi::OsString::from_vec(bytes)
+}
+
 /// strerror(3) text of an I/O error, without Rust's " (os error N)".
 pub fn io_strerror(e: &std::io::Error) -> String {
     match e.raw_os_error() {
@@ -650,6 +666,14 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn a_nul_reaches_the_c_library_as_qemu_keeps_it() {
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(c_string("/dev/null").as_bytes(), b"/dev/null");
+        assert_eq!(c_string("/dev/null\0x").as_bytes(), b"/dev/null\xc0\x80x");
+        assert_eq!(c_string("\0\0").as_bytes(), b"\xc0\x80\xc0\x80");
     }
 
     #[test]

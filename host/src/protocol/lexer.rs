@@ -96,7 +96,7 @@ fn step(state: State, b: u8) -> Step {
         },
         Recovery => match b {
             b'\t' => Go(Recovery),
-            0..=0x1F | 0xFE | 0xFF | b'[' | b']' | b'{' | b'}' => Resync,
+            0..=0x1F | 0xFE | 0xFF | b'[' | b']' | b'{' | b'}' | b':' | b',' => Resync,
             _ => Go(Recovery),
         },
         DqString => match b {
@@ -324,6 +324,16 @@ mod tests {
         assert_eq!(lex(b"-x 1 {"), ["stray:-x", "LCurly:{"]);
         assert_eq!(lex(b"01 "), ["stray:01"]);
         assert_eq!(lex(b"\"a\x01b\" 2\n3 "), ["stray:\"a\u{1}", "Integer:3"]);
+    }
+
+    #[test]
+    fn recovery_also_ends_at_a_colon_or_a_comma() {
+        assert_eq!(lex(b"Q,1 "), ["stray:Q", "Comma:,", "Integer:1"]);
+        assert_eq!(lex(b"Qx:2 "), ["stray:Q", "Colon::", "Integer:2"]);
+        assert_eq!(
+            lex(b"\xff\"id\":3}"),
+            ["stray:\u{FFFD}", "Colon::", "Integer:3", "RCurly:}"]
+        );
     }
 
     #[test]

@@ -280,6 +280,7 @@ impl CallCtx {
 impl Host for CallCtx {
     fn open(&mut self, path: String, mode: OpenMode) -> wasmtime::Result<Result<i64, FileError>> {
         self.files_allowed()?;
+        let path = super::c_string(&path);
         let resolved = resolve(Path::new(&path));
         check_path(&self.grant, &self.command, &resolved, &mode.name)?;
         // Before opening: a refused open must not create or truncate.

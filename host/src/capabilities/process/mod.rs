@@ -378,10 +378,13 @@ impl Host for CallCtx {
             Err(errno) => return Ok(Err(spawn_failed(&req.path, &std::io::Error::from(errno)))),
         };
         check_spawn(&self.grant, &self.command, &file, req.env.as_deref())?;
+        // Strings reach the child as qemu-ga passes them (see c_string).
+        let argv0 = super::c_string(&req.path);
+        let argv: Vec<std::ffi::OsString> = req.args.iter().map(|a| super::c_string(a)).collect();
         let spawn = sys::Spawn {
             file: &file,
-            argv0: &req.path,
-            args: &req.args,
+            argv0: &argv0,
+            args: &argv,
             env: req.env.as_deref(),
             stdin: req.input.is_some(),
             capture: req.capture,
@@ -395,11 +398,11 @@ impl Host for CallCtx {
             Err(SpawnFailure::Refused(r)) => Ok(Err(r.to_string())),
             Err(SpawnFailure::Os(e)) if e.raw_os_error() == Some(libc::ENOEXEC) => {
                 // g_spawn runs a file without a known format with /bin/sh.
-                let mut args = vec![file.to_string_lossy().into_owned()];
-                args.extend(req.args.iter().cloned());
+                let mut args = vec![file.clone().into_os_string()];
+                args.extend(argv.iter().cloned());
                 let sh = sys::Spawn {
                     file: std::path::Path::new("/bin/sh"),
-                    argv0: "/bin/sh",
+                    argv0: std::ffi::OsStr::new("/bin/sh"),
                     args: &args,
                     ..spawn
                 };

@@ -1,11 +1,12 @@
 //! Process syscalls of the process capability (std and nix; `unsafe` only
 //! to mark inherited descriptors close-on-exec).
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use crate::capabilities::c_string;
 
 /// GLib's search path when PATH is unset.
 pub const DEFAULT_PATH: &str = "/bin:/usr/bin:.";
@@ -18,7 +19,7 @@ pub const DEFAULT_PATH: &str = "/bin:/usr/bin:.";
 pub fn search(program: &str, path_var: &str) -> Result<PathBuf, nix::errno::Errno> {
     use nix::errno::Errno;
     if program.contains('/') {
-        return Ok(PathBuf::from(program));
+        return Ok(PathBuf::from(c_string(program)));
     }
     if program.is_empty() {
         return Err(Errno::ENOENT);
@@ -26,7 +27,7 @@ pub fn search(program: &str, path_var: &str) -> Result<PathBuf, nix::errno::Errn
     let mut eacces = false;
     for dir in path_var.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = Path::new(dir).join(program);
+        let candidate = Path::new(dir).join(c_string(program));
         match std::fs::metadata(&candidate) {
             Ok(m) if m.is_file() && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() => {
                 return Ok(candidate);
@@ -41,8 +42,8 @@ pub fn search(program: &str, path_var: &str) -> Result<PathBuf, nix::errno::Errn
 /// What to start.
 pub struct Spawn<'a> {
     pub file: &'a Path,
-    pub argv0: &'a str,
-    pub args: &'a [String],
+    pub argv0: &'a OsStr,
+    pub args: &'a [OsString],
     /// The whole environment ("K=V" entries), or None to inherit.
     pub env: Option<&'a [String]>,
     pub stdin: bool,
@@ -62,7 +63,7 @@ pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Child> {
         for entry in env {
             let (k, v) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
             if !k.is_empty() {
-                cmd.env(OsString::from_vec(k.as_bytes().to_vec()), v);
+                cmd.env(c_string(k), c_string(v));
             }
         }
     }
