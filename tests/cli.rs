@@ -81,6 +81,21 @@ fn bad_method_and_missing_path_fail_like_qemu_ga() {
 }
 
 #[test]
+fn block_rpcs_help_lists_every_command_as_qemu_ga_does() {
+    let list = |binary: &std::path::Path| {
+        let out = std::process::Command::new(binary)
+            .args(["-b", "help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let theirs = list(&qemu_ga_binary());
+    assert_eq!(theirs.lines().count(), 42, "{theirs}");
+    assert_eq!(list(&qga_binary()), theirs);
+}
+
+#[test]
 fn block_rpcs_disables_and_guest_info_reports_it() {
     let agent = Agent::qga(&["-b", "guest-sync,guest-get-time"]);
     let mut client = agent.connect();

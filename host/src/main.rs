@@ -31,8 +31,21 @@ fn main() -> ExitCode {
         }
     };
     if config.block_rpcs.iter().any(|c| c == "help") || config.allow_rpcs.iter().flatten().any(|c| c == "help") {
-        let dispatcher = Dispatcher::new(None, &RpcFilter::default());
-        for name in &dispatcher.command_names() {
+        // Every command, from the families' exports (nothing is compiled),
+        // in qemu-ga's registration order: guest-info's, reversed.
+        let runtime = match inspection_runtime(config.handlers_dir.clone(), Arc::new(Policy::default())) {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("qga: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let backend: Arc<dyn qga::dispatch::Backend> = runtime;
+        for name in Dispatcher::new(Some(backend), &RpcFilter::default())
+            .command_names()
+            .iter()
+            .rev()
+        {
             println!("{name}");
         }
         return ExitCode::SUCCESS;
@@ -77,6 +90,17 @@ fn config_file() -> PathBuf {
     std::env::var_os("QGA_CONF").map_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_FILE), PathBuf::from)
 }
 
+/// A runtime that only lists the families and their commands: nothing is
+/// compiled and nothing on disk is touched.
+fn inspection_runtime(handlers_dir: Option<PathBuf>, policy: Arc<Policy>) -> Result<Arc<Runtime>, String> {
+    let mut rc = RuntimeConfig::new(std::env::temp_dir());
+    rc.background_compile = false;
+    rc.prune_cache = false;
+    rc.handlers_dir = handlers_dir;
+    rc.policy = policy;
+    Runtime::new(rc).map(Arc::new).map_err(|e| e.to_string())
+}
+
 /// The agent's view for `qga policy …`: the config file's compat flags,
 /// handlers and policy keys, overridden by the subcommand's options.
 fn policy_view(source: &PolicySource) -> Result<(Policy, Dispatcher, Arc<Runtime>), String> {
@@ -87,11 +111,8 @@ fn policy_view(source: &PolicySource) -> Result<(Policy, Dispatcher, Arc<Runtime
         Some(path) => Policy::load(path).map_err(|e| e.to_string())?,
         None => Policy::default(),
     };
-    let mut rc = RuntimeConfig::new(std::env::temp_dir());
-    rc.background_compile = false;
-    rc.handlers_dir = source.handlers.clone().or(config.handlers_dir.clone());
-    rc.policy = Arc::new(policy.clone());
-    let runtime = Arc::new(Runtime::new(rc).map_err(|e| e.to_string())?);
+    let handlers = source.handlers.clone().or(config.handlers_dir.clone());
+    let runtime = inspection_runtime(handlers, Arc::new(policy.clone()))?;
     let filter = RpcFilter {
         blocked: config.block_rpcs.iter().cloned().collect(),
         allowed: config.allow_rpcs.as_ref().map(|l| l.iter().cloned().collect()),

@@ -55,8 +55,12 @@ pub struct RuntimeConfig {
     pub precompiled_dir: Option<PathBuf>,
     /// Load the families built into the binary.
     pub embedded: bool,
-    /// Compile (or load) every family on a background thread at start-up.
+    /// Compile every uncached family on a background thread at start-up.
     pub background_compile: bool,
+    /// Remove artifacts no family uses from the cache. Off for a runtime
+    /// built only to inspect the command table (`qga policy`, `-b help`),
+    /// which must not touch the disk.
+    pub prune_cache: bool,
     /// Per-command grants replacing the built-in ones.
     pub grants: BTreeMap<String, Grant>,
     /// Host state (open files, children) to keep from a previous runtime,
@@ -77,6 +81,7 @@ impl RuntimeConfig {
             precompiled_dir: None,
             embedded: true,
             background_compile: true,
+            prune_cache: true,
             grants: BTreeMap::new(),
             host_state: None,
             policy: Arc::new(Policy::default()),
@@ -376,7 +381,9 @@ impl Runtime {
             inner.add(family)?;
         }
         // Artifacts of earlier builds (an upgrade, an old handler) go.
-        inner.forget_unused_builds();
+        if inner.config.prune_cache {
+            inner.forget_unused_builds();
+        }
         let inner = Arc::new(inner);
         if background && !inner.families.is_empty() {
             let weak = Arc::downgrade(&inner);
