@@ -208,6 +208,22 @@ fn stack_overflow_costs_one_error_each_time_and_nothing_more() {
 }
 
 #[test]
+fn a_panicking_prompt_handler_costs_one_error_and_the_agent_serves_on() {
+    let h = Hostile::start();
+    let agent = &h.agent;
+    let mut c = agent.connect();
+    // fixture-panic holds no capability: a prompt command, run on the event
+    // loop. Its panic message goes to WASI stderr, which cannot be written
+    // from there; the call is run again on a handler thread.
+    let expected = error("fixture-panic: handler crashed (panic or wasm unreachable)");
+    for _ in 0..5 {
+        assert_eq!(c.call(r#"{"execute":"fixture-panic"}"#), expected);
+        assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+    }
+    assert!(!agent.log().contains("panicked"), "{}", agent.log());
+}
+
+#[test]
 fn ungranted_capability_called_in_a_loop_costs_one_permission_error() {
     let h = Hostile::start();
     let agent = &h.agent;

@@ -449,6 +449,12 @@ fn main() {
     if wanted("startup") {
         startup(&mut agents, rounds, &mut rows);
     } else {
+        // As after the start-up section: a warm compiled-component cache,
+        // and no background compile competing with the measurements.
+        for agent in agents.iter_mut() {
+            agent.start();
+        }
+        std::thread::sleep(Duration::from_secs(5));
         for agent in agents.iter_mut() {
             agent.start();
         }

@@ -481,8 +481,10 @@ impl Dispatcher {
         let Some(backend) = self.backend.clone() else {
             return Err(QmpError::not_found(format!("The command {name} has not been found")));
         };
-        if backend.is_prompt(name) {
-            return backend.call(name, args);
+        if backend.is_prompt(name)
+            && let Some(result) = crate::prompt::run(|| backend.call(name, args))
+        {
+            return result;
         }
         let slot = self.calls.acquire().await.expect("semaphore never closed");
         let owned = name.to_owned();

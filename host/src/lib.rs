@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod pidfile;
 pub mod policy;
 pub mod policy_report;
+pub mod prompt;
 pub mod protocol;
 pub mod qobject;
 pub mod runtime;

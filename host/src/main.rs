@@ -289,6 +289,7 @@ fn harden_process() {
 fn run(config: Config) -> Result<(), AgentError> {
     init_logging(&config)?;
     harden_process();
+    qga::prompt::install_panic_hook();
     if config.daemonize {
         nix::unistd::daemon(false, false).map_err(AgentError::Daemon)?;
     }

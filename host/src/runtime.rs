@@ -40,6 +40,15 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
+/// WASI interfaces through which a handler can wait (sleep, files,
+/// sockets): a component importing any of them never runs on the event loop.
+const WAITING_WASI: &[&str] = &[
+    "wasi:clocks/monotonic-clock",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+    "wasi:http/",
+];
+
 /// The WIT package every family exports its interface from.
 const PACKAGE: &str = "qga:agent";
 
@@ -611,6 +620,15 @@ impl Backend for Runtime {
         let Some(&family) = inner.by_command.get(command) else {
             return false;
         };
+        // A component that can wait through WASI (a timer, a file, a
+        // socket) is not prompt, whatever its grant.
+        if inner.families[family]
+            .imports
+            .iter()
+            .any(|i| WAITING_WASI.iter().any(|w| i.starts_with(w)))
+        {
+            return false;
+        }
         // Only once compiled: a first call may compile, which is not prompt.
         match inner.families[family].loaded.get() {
             Some(Ok(loaded)) => matches!(loaded.commands.get(command), Some(Ok(p)) if p.grant.is_prompt()),
