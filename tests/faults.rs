@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::loopfs::LoopFs;
 use support::{Agent, Client, Scratch, qemu_ga_binary, qga_binary, settle};
 
 fn run(cmd: &str, args: &[&str]) {
@@ -63,59 +64,6 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
-
-/// An ext4 image on a loop device, mounted in a scratch directory. Drop
-/// thaws, unmounts and detaches, even after a panic mid-freeze.
-struct LoopFs {
-    _scratch: Scratch,
-    dev: String,
-    mnt: PathBuf,
-}
-
-impl LoopFs {
-    fn new(tag: &str) -> LoopFs {
-        let scratch = Scratch::new(tag);
-        let img = scratch.path("fs.img");
-        let mnt = scratch.path("mnt");
-        std::fs::create_dir_all(&mnt).unwrap();
-        std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
-        run("mkfs.ext4", &["-q", "-F", s(&img)]);
-        let out = Command::new("losetup")
-            .args(["-f", "--show", s(&img)])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "losetup failed");
-        let dev = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let fs = LoopFs {
-            _scratch: scratch,
-            dev,
-            mnt,
-        };
-        run("mount", &[&fs.dev, s(&fs.mnt)]);
-        fs
-    }
-
-    fn mnt(&self) -> &str {
-        s(&self.mnt)
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        for _ in 0..8 {
-            let thawed = Command::new("fsfreeze")
-                .args(["-u", s(&self.mnt)])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !thawed {
-                break;
-            }
-        }
-        let _ = Command::new("umount").arg(&self.mnt).status();
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
     }
 }
 
@@ -252,7 +200,7 @@ fn file_commands_match_qemu_ga(pair: &Pair, ours: &Path, file: &Path, reason: &s
 /// healthy agent, the state file's failure in the log, and whatever could
 /// be kept of the state file checked by `state_file`.
 fn freeze_and_thaw(agent: &Agent, state: &Path, reason: &str, state_file: impl Fn(&Path)) {
-    let fs = LoopFs::new("faults-freeze");
+    let fs = LoopFs::new("faults-freeze", 32 << 20);
     let mut c = agent.connect();
     assert_eq!(freeze_list(&mut c, fs.mnt()), r#"{"return": 1}"#);
     assert_eq!(c.call(STATUS), r#"{"return": "frozen"}"#);

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use qga::capabilities::Grant;
 use qga::qobject::Value;
 use qga::runtime::{Runtime, RuntimeConfig};
+use support::loopfs::LoopFs;
 use support::{Agent, Client, Scratch, qemu_ga_binary, qga_binary};
 
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -36,65 +37,18 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// An ext4 image on a loop device, mounted in a temp dir. Drop thaws,
-/// unmounts and detaches, even after a panic mid-freeze.
-struct LoopFs {
-    scratch: Scratch,
-    dev: String,
-    mnt: PathBuf,
-}
-
-impl LoopFs {
-    fn new(tag: &str) -> LoopFs {
-        let scratch = Scratch::new(tag);
-        let img = scratch.path("fs.img");
-        let mnt = scratch.path("mnt");
-        std::fs::create_dir_all(&mnt).unwrap();
-        std::fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
-        run("mkfs.ext4", &["-q", "-F", img.to_str().unwrap()]);
-        let dev = run("losetup", &["-f", "--show", img.to_str().unwrap()]);
-        let fs = LoopFs { scratch, dev, mnt };
-        run("mount", &[&fs.dev, fs.mnt.to_str().unwrap()]);
-        fs
-    }
-
-    fn mnt(&self) -> &str {
-        self.mnt.to_str().unwrap()
-    }
-
-    /// Write and fsync a file on the filesystem from another thread; the
-    /// receiver gets `()` when it is done.
-    fn write_in_thread(&self, name: &str) -> mpsc::Receiver<()> {
-        let path = self.mnt.join(name);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut f = std::fs::File::create(&path).unwrap();
-            f.write_all(&[7u8; 4096]).unwrap();
-            f.sync_all().unwrap();
-            let _ = tx.send(());
-        });
-        rx
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        let mnt = self.mnt.to_str().unwrap().to_owned();
-        // Thaw until the kernel refuses (it is not frozen any more).
-        for _ in 0..8 {
-            let thawed = Command::new("fsfreeze")
-                .args(["-u", &mnt])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !thawed {
-                break;
-            }
-        }
-        let _ = Command::new("umount").arg(&mnt).status();
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-        let _ = &self.scratch;
-    }
+/// Write and fsync a file on `fs` from another thread; the receiver gets
+/// `()` when it is done.
+fn write_in_thread(fs: &LoopFs, name: &str) -> mpsc::Receiver<()> {
+    let path = fs.path().join(name);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&[7u8; 4096]).unwrap();
+        f.sync_all().unwrap();
+        let _ = tx.send(());
+    });
+    rx
 }
 
 /// A hook script that logs its argument, and fails with the status in
@@ -152,7 +106,7 @@ const THAW: &str = r#"{"execute":"guest-fsfreeze-thaw"}"#;
 #[test]
 fn freeze_blocks_writes_until_thaw_and_runs_hook_around_it() {
     let _serial = serial();
-    let fs = LoopFs::new("freeze");
+    let fs = LoopFs::new("freeze", 64 << 20);
     let dir = Scratch::new("hook");
     let (script, log) = hook(&dir);
     let hook_arg = format!("-F{}", script.display());
@@ -165,7 +119,7 @@ fn freeze_blocks_writes_until_thaw_and_runs_hook_around_it() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "freeze\n");
     assert_eq!(std::fs::read_to_string(&state_file).unwrap(), format!("{}\n", fs.mnt()));
 
-    let done = fs.write_in_thread("blocked");
+    let done = write_in_thread(&fs, "blocked");
     assert!(
         done.recv_timeout(Duration::from_millis(700)).is_err(),
         "a write on the frozen filesystem completed"
@@ -196,7 +150,7 @@ fn freeze_blocks_writes_until_thaw_and_runs_hook_around_it() {
 #[test]
 fn agent_killed_while_frozen_comes_back_frozen_and_thaws() {
     let _serial = serial();
-    let fs = LoopFs::new("killed");
+    let fs = LoopFs::new("killed", 64 << 20);
     let state = Scratch::new("state");
     let mut agent = start_in(&qga_binary(), &state.0, &[]);
     let mut c = agent.connect();
@@ -205,7 +159,7 @@ fn agent_killed_while_frozen_comes_back_frozen_and_thaws() {
     agent.wait_exit(Duration::from_secs(5));
     drop(agent);
 
-    let done = fs.write_in_thread("after-kill");
+    let done = write_in_thread(&fs, "after-kill");
     assert!(done.recv_timeout(Duration::from_millis(500)).is_err());
 
     let agent = start_in(&qga_binary(), &state.0, &["-b", "guest-get-time"]);
@@ -230,7 +184,7 @@ fn agent_killed_while_frozen_comes_back_frozen_and_thaws() {
 #[test]
 fn failing_hook_fails_like_qemu_ga() {
     let _serial = serial();
-    let fs = LoopFs::new("hookfail");
+    let fs = LoopFs::new("hookfail", 64 << 20);
     for binary in [qga_binary(), qemu_ga_binary()] {
         let dir = Scratch::new("hook");
         let (script, log) = hook(&dir);
@@ -248,7 +202,7 @@ fn failing_hook_fails_like_qemu_ga() {
             "{who}"
         );
         assert_eq!(c.call(STATUS), r#"{"return": "thawed"}"#, "{who}");
-        fs.write_in_thread("w1")
+        write_in_thread(&fs, "w1")
             .recv_timeout(Duration::from_secs(5))
             .expect("not frozen");
 
@@ -262,7 +216,7 @@ fn failing_hook_fails_like_qemu_ga() {
             "{who}"
         );
         assert_eq!(c.call(STATUS), r#"{"return": "thawed"}"#, "{who}");
-        fs.write_in_thread("w2")
+        write_in_thread(&fs, "w2")
             .recv_timeout(Duration::from_secs(5))
             .expect("thawed");
         assert_eq!(
@@ -290,7 +244,7 @@ fn failing_hook_fails_like_qemu_ga() {
 #[test]
 fn frozen_answers_match_qemu_ga() {
     let _serial = serial();
-    let fs = LoopFs::new("gate");
+    let fs = LoopFs::new("gate", 64 << 20);
     let requests = [
         r#"{"execute":"guest-get-time"}"#,
         r#"{"execute":"guest-fsfreeze-freeze"}"#,
@@ -345,7 +299,7 @@ fn mask(reply: &str, keys: &[&str]) -> String {
 #[test]
 fn read_commands_match_qemu_ga() {
     let _serial = serial();
-    let _fs = LoopFs::new("read");
+    let _fs = LoopFs::new("read", 64 << 20);
     let reference = Agent::qemu_ga(&[]);
     let agent = Agent::qga(&[]);
     let mut r = reference.connect();
@@ -406,9 +360,9 @@ fn narrowed(command: &str, mount: &str) -> Grant {
 #[test]
 fn fstrim_on_loop_reports_bytes_trimmed_and_touches_nothing_else() {
     let _serial = serial();
-    let fs = LoopFs::new("trim");
+    let fs = LoopFs::new("trim", 64 << 20);
     // Something to discard: write and delete 16 MiB.
-    let big = fs.mnt.join("big");
+    let big = fs.path().join("big");
     std::fs::write(&big, vec![1u8; 16 << 20]).unwrap();
     std::fs::File::open(&big).unwrap().sync_all().unwrap();
     std::fs::remove_file(&big).unwrap();
@@ -470,7 +424,7 @@ fn fstrim_on_loop_reports_bytes_trimmed_and_touches_nothing_else() {
 #[test]
 fn freeze_outside_the_grant_is_refused_before_any_hook() {
     let _serial = serial();
-    let fs = LoopFs::new("deny");
+    let fs = LoopFs::new("deny", 64 << 20);
     let state = Scratch::new("rt");
     let rt = runtime_with(
         &state,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod loopfs;
 pub mod vm;
 
 use std::io::{BufRead, BufReader, Read, Write};
