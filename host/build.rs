@@ -33,7 +33,9 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
 
     println!("cargo:rerun-if-changed=build.rs");
-    for input in inputs(&handlers).into_iter().chain(inputs(&wit)) {
+    // The handlers also build the shared crates.
+    let crates = root.join("crates");
+    for input in inputs(&handlers).into_iter().chain(inputs(&wit)).chain(inputs(&crates)) {
         println!("cargo:rerun-if-changed={}", input.display());
     }
 

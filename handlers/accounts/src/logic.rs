@@ -115,18 +115,7 @@ pub fn set_user_password(a: &mut dyn Accounts, username: &str, password: &str, c
     }
 }
 
-/// g_build_filename of two parts.
-pub fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        return name.to_owned();
-    }
-    let trimmed = dir.trim_end_matches('/');
-    if trimmed.is_empty() {
-        format!("/{name}")
-    } else {
-        format!("{trimmed}/{name}")
-    }
-}
+pub use qga_text::path::join;
 
 fn keys_path(home: &str) -> String {
     join(&join(home, ".ssh"), "authorized_keys")

@@ -17,18 +17,7 @@ pub struct Entry {
     pub home: String,
 }
 
-/// g_build_filename for two parts: one separator between them.
-pub fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        return name.to_owned();
-    }
-    let trimmed = dir.trim_end_matches('/');
-    if trimmed.is_empty() {
-        format!("/{name}")
-    } else {
-        format!("{trimmed}/{name}")
-    }
-}
+pub use qga_text::path::join;
 
 impl Entry {
     fn ssh_path(&self) -> String {
