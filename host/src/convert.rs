@@ -598,19 +598,7 @@ fn alternate_name(cases: &[Case]) -> String {
     kinds.join(" or ")
 }
 
-/// Strict base64: qemu-ga's alphabet check and message, then (unlike GLib's
-/// decoder, which silently drops an incomplete last quantum) complete
-/// padded quanta only. Newlines are ignored, as qemu-ga ignores them.
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-    const VALID: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n";
-    if !text.chars().all(|c| VALID.contains(c)) {
-        return Err("Base64 data contains invalid characters".to_owned());
-    }
-    let compact: String = text.chars().filter(|&c| c != '\n').collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|_| "Base64 data is incomplete or badly padded".to_owned())
-}
+pub use qga_text::base64::decode_base64;
 
 /// A WIT value back to JSON. Records become dicts in field order with
 /// absent options omitted.

@@ -1,6 +1,6 @@
 //! Pure logic of the exec family, as qemu-ga 7.2 computes it.
 
-pub use base64_strict::decode_base64;
+pub use qga_text::base64::decode_base64;
 
 /// qemu's QERR_QGA_COMMAND_FAILED around GLib's spawn message.
 pub fn command_failed(message: &str) -> String {
@@ -10,9 +10,6 @@ pub fn command_failed(message: &str) -> String {
 /// qemu's QERR_INVALID_PARAMETER for an unknown pid.
 pub const INVALID_PID: &str = "Invalid parameter 'pid'";
 
-/// The same strict decoder as the file family's (one source file).
-#[path = "../../file/src/b64.rs"]
-mod base64_strict;
 
 #[cfg(test)]
 mod tests {

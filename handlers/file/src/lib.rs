@@ -6,7 +6,6 @@
 //! shapes arguments and errors exactly as qemu-ga 7.2 does, in its order
 //! (the handle is looked up before anything else is checked).
 
-pub mod b64;
 pub mod logic;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,7 +1,8 @@
 //! qemu's qbase64_decode, strict: its alphabet check and message, then
 //! (unlike GLib's decoder, which silently drops an incomplete last quantum)
 //! complete, correctly padded quanta only. Newlines are ignored. Table
-//! driven: this runs inside the sandbox on every guest-file-write.
+//! driven: this runs inside the sandbox on every guest-file-write and
+//! guest-exec input-data, and in the host for `list<u8>` arguments.
 
 const INVALID: u8 = 0xFF;
 
@@ -76,4 +77,32 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
         out.push(n as u8);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_strict() {
+        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGVs\nbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("").unwrap(), b"");
+        assert_eq!(decode_base64("AA==").unwrap(), [0]);
+        assert_eq!(decode_base64("/+8=").unwrap(), [0xff, 0xef]);
+        assert_eq!(
+            decode_base64("!!!").unwrap_err(),
+            "Base64 data contains invalid characters"
+        );
+        assert_eq!(
+            decode_base64("aGVsbG8").unwrap_err(),
+            "Base64 data is incomplete or badly padded"
+        );
+        assert!(decode_base64("AA==AAAA").is_err());
+        assert!(decode_base64("A===").is_err());
+        assert!(decode_base64("A=A=").is_err());
+        let all: Vec<u8> = (0..=255).collect();
+        let enc = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fYGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn+AgYKDhIWGh4iJiouMjY6PkJGSk5SVlpeYmZqbnJ2en6ChoqOkpaanqKmqq6ytrq+wsbKztLW2t7i5uru8vb6/wMHCw8TFxsfIycrLzM3Oz9DR0tPU1dbX2Nna29zd3t/g4eLj5OXm5+jp6uvs7e7v8PHy8/T19vf4+fr7/P3+/w==";
+        assert_eq!(decode_base64(enc).unwrap(), all);
+    }
 }
