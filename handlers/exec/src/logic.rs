@@ -10,7 +10,6 @@ pub fn command_failed(message: &str) -> String {
 /// qemu's QERR_INVALID_PARAMETER for an unknown pid.
 pub const INVALID_PID: &str = "Invalid parameter 'pid'";
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

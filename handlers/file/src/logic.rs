@@ -143,5 +143,4 @@ mod tests {
         assert_eq!(whence_code(7).unwrap_err(), "invalid whence code 7");
         assert_eq!(whence_code(-1).unwrap_err(), "invalid whence code -1");
     }
-
 }
