@@ -17,15 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::loopfs::LoopFs;
-use support::{Agent, Client, Scratch, qemu_ga_binary, qga_binary, settle};
-
-fn run(cmd: &str, args: &[&str]) {
-    let status = Command::new(cmd)
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(status.success(), "{cmd} {args:?} failed");
-}
+use support::{Agent, Client, Scratch, qemu_ga_binary, qga_binary, run, settle};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -78,38 +70,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// Start `binary` on `state` through `bash -c 'exec … <redirects>'`, so the
 /// agent inherits whatever descriptors `redirects` opens (not close-on-exec).
 fn start(binary: &Path, state: &Path, args: &[&str], redirects: &str) -> Agent {
-    let scratch = Scratch::new("agent");
-    let socket = scratch.path("agent.sock");
-    let log = std::fs::File::create(scratch.path("agent.log")).unwrap();
-    let child = Command::new("bash")
-        .arg("-c")
-        .arg(format!(r#"exec "$0" "$@" {redirects}"#))
-        .arg(binary)
-        .args(["-m", "unix-listen", "-p"])
-        .arg(&socket)
-        .arg("-t")
-        .arg(state)
-        .args(args)
-        .env("QGA_CONF", scratch.path("none.conf"))
-        .current_dir(&scratch.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut agent = Agent { child, socket, scratch };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(agent.socket.exists() && std::os::unix::net::UnixStream::connect(&agent.socket).is_ok()) {
-        assert!(agent.is_running(), "{} exited: {}", binary.display(), agent.log());
-        assert!(
-            Instant::now() < deadline,
-            "{} did not start: {}",
-            binary.display(),
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    agent
+    Agent::start_with(binary, args, Some(state), Some(redirects))
 }
 
 fn error(desc: &str) -> String {

@@ -9,25 +9,14 @@ mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qga::capabilities::Grant;
 use qga::qobject::Value;
 use qga::runtime::{Runtime, RuntimeConfig};
 use support::loopfs::LoopFs;
-use support::{Agent, Client, Scratch, qemu_ga_binary, qga_binary};
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?} failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use support::{Agent, Client, Scratch, qemu_ga_binary, qga_binary, run};
 
 /// guest-fsfreeze-thaw (qemu-ga's and qga's default grant) thaws every
 /// mounted filesystem, so tests that freeze run one at a time.
@@ -71,27 +60,7 @@ fn hook(dir: &Scratch) -> (PathBuf, PathBuf) {
 
 /// Start an agent on a given state directory (so a restart finds it).
 fn start_in(binary: &Path, state: &Path, args: &[&str]) -> Agent {
-    let scratch = Scratch::new("agent");
-    let socket = scratch.path("agent.sock");
-    let log = std::fs::File::create(scratch.path("agent.log")).unwrap();
-    let child = Command::new(binary)
-        .args(["-m", "unix-listen", "-p"])
-        .arg(&socket)
-        .arg("-t")
-        .arg(state)
-        .args(args)
-        .env("QGA_CONF", scratch.path("none.conf"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(socket.exists() && std::os::unix::net::UnixStream::connect(&socket).is_ok()) {
-        assert!(Instant::now() < deadline, "agent did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Agent { child, socket, scratch }
+    Agent::start_with(binary, args, Some(state), None)
 }
 
 fn freeze_list(c: &mut Client, mnt: &str) -> String {

@@ -5,23 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::Scratch;
+use super::{Scratch, run};
 
 pub struct LoopFs {
     _scratch: Scratch,
     dev: String,
     mnt: PathBuf,
-}
-
-/// Run `cmd`; its trimmed stdout. Panics when it fails.
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?} failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 impl LoopFs {

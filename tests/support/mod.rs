@@ -17,6 +17,17 @@ use std::time::{Duration, Instant};
 pub const QEMU_GA: &str = "/usr/sbin/qemu-ga";
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Run `cmd`; its trimmed stdout. Panics when it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 pub fn qga_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_qga"))
 }
@@ -77,12 +88,28 @@ impl Agent {
     }
 
     pub fn start(binary: &Path, args: &[&str]) -> Agent {
+        Agent::start_with(binary, args, None, None)
+    }
+
+    /// [`Agent::start`] on `state` (a private one when None, so that a
+    /// restart can find the same one when given), through `bash -c 'exec …
+    /// <redirects>'` when `redirects` is given, so that the agent inherits
+    /// whatever descriptors they open.
+    pub fn start_with(binary: &Path, args: &[&str], state: Option<&Path>, redirects: Option<&str>) -> Agent {
         let scratch = Scratch::new("agent");
         let socket = scratch.path("agent.sock");
-        let state = scratch.path("state");
+        let state = state.map_or_else(|| scratch.path("state"), Path::to_path_buf);
         std::fs::create_dir_all(&state).unwrap();
         let log = std::fs::File::create(scratch.path("agent.log")).unwrap();
-        let child = Command::new(binary)
+        let mut command = match redirects {
+            Some(redirects) => {
+                let mut c = Command::new("bash");
+                c.arg("-c").arg(format!(r#"exec "$0" "$@" {redirects}"#)).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["-m", "unix-listen", "-p"])
             .arg(&socket)
             .arg("-t")
@@ -97,20 +124,24 @@ impl Agent {
             .stderr(log)
             .spawn()
             .expect("agent starts");
-        let agent = Agent { child, socket, scratch };
-        agent.wait_ready();
+        let mut agent = Agent { child, socket, scratch };
+        agent.wait_ready(binary);
         agent
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self, binary: &Path) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.socket.exists() && UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
+        while !(self.socket.exists() && UnixStream::connect(&self.socket).is_ok()) {
+            assert!(self.is_running(), "{} exited: {}", binary.display(), self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{} did not listen on {}: {}",
+                binary.display(),
+                self.socket.display(),
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
-        panic!("agent did not listen on {}: {}", self.socket.display(), self.log());
     }
 
     pub fn connect(&self) -> Client {
