@@ -955,6 +955,10 @@ impl Inner {
     fn store(&self, prepared: &Prepared) -> Store<CallCtx> {
         let grant = &prepared.grant;
         let mut wasi = WasiCtxBuilder::new();
+        // A call with WASI files (sysfs walks) runs on a handler thread:
+        // each file operation is done right there, not handed to tokio's
+        // blocking pool and waited for (two thread hops per operation).
+        wasi.allow_blocking_current_thread(true);
         for (k, v) in &grant.env {
             wasi.env(k, v);
         }
