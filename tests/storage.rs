@@ -434,3 +434,35 @@ fn freeze_outside_the_grant_is_refused_before_any_hook() {
     assert!(thaw.allows_mount(fs.mnt()));
     assert_eq!(rt.call("guest-fsfreeze-thaw", None).unwrap().unwrap().to_json(), "1");
 }
+
+#[test]
+fn freeze_and_thaw_need_a_mount_point_in_the_grant() {
+    // guest-fsfreeze-status's grant holds the freeze capability but no
+    // mount point: a handler given it can read the state, never freeze,
+    // thaw or run the hook. Here thaw and freeze-list are given such grants.
+    let state = Scratch::new("rt");
+    let no_mounts = |command: &str| {
+        let mut g = Grant::builtin(command, &|_| None);
+        g.mounts.clear();
+        g
+    };
+    let rt = runtime_with(
+        &state,
+        &[
+            ("guest-fsfreeze-thaw", no_mounts("guest-fsfreeze-thaw")),
+            ("guest-fsfreeze-freeze", no_mounts("guest-fsfreeze-freeze")),
+        ],
+    );
+    for command in ["guest-fsfreeze-thaw", "guest-fsfreeze-freeze"] {
+        assert_eq!(
+            rt.call(command, None).unwrap_err().desc,
+            format!("{command}: permission denied: {command} may not freeze or thaw: it is granted no mount point")
+        );
+    }
+    assert!(Grant::builtin("guest-fsfreeze-status", &|_| None).mounts.is_empty());
+    assert!(Grant::builtin("guest-fsfreeze-status", &|_| None).is_prompt());
+    assert_eq!(
+        rt.call("guest-fsfreeze-status", None).unwrap().unwrap().to_json(),
+        r#""thawed""#
+    );
+}

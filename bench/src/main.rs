@@ -366,7 +366,14 @@ fn latency(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
         });
     }
     // Component-dispatched commands (qga: a fresh sandbox instance per call).
-    for command in ["guest-get-osinfo", "guest-get-time"] {
+    // osinfo and time run on the event loop; fsfreeze-status and fsinfo on a
+    // handler thread (fsinfo walks sysfs through WASI files).
+    for command in [
+        "guest-get-osinfo",
+        "guest-get-time",
+        "guest-fsfreeze-status",
+        "guest-get-fsinfo",
+    ] {
         let request = format!("{{\"execute\": \"{command}\"}}\n");
         let mut samples: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
         for _ in 0..rounds {

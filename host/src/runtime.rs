@@ -40,14 +40,10 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
-/// WASI interfaces through which a handler can wait (sleep, files,
-/// sockets): a component importing any of them never runs on the event loop.
-const WAITING_WASI: &[&str] = &[
-    "wasi:clocks/monotonic-clock",
-    "wasi:filesystem/",
-    "wasi:sockets/",
-    "wasi:http/",
-];
+/// WASI interfaces through which a handler could wait (a timer to sleep
+/// on, sockets): a component importing any of them never runs on the
+/// event loop. (WASI files need a preopen, and a prompt grant has none.)
+const WAITING_WASI: &[&str] = &["wasi:clocks/monotonic-clock", "wasi:sockets/", "wasi:http/"];
 
 /// The WIT package every family exports its interface from.
 const PACKAGE: &str = "qga:agent";
@@ -620,8 +616,8 @@ impl Backend for Runtime {
         let Some(&family) = inner.by_command.get(command) else {
             return false;
         };
-        // A component that can wait through WASI (a timer, a file, a
-        // socket) is not prompt, whatever its grant.
+        // A component that can wait through WASI (a timer, a socket) is not
+        // prompt, whatever its grant.
         if inner.families[family]
             .imports
             .iter()

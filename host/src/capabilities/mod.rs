@@ -272,7 +272,8 @@ impl Grant {
     }
 
     /// Whether the command only reads the clock, the host's names, procfs
-    /// or sysfs, or small named files, and has no WASI filesystem: nothing
+    /// or sysfs, small named files or the frozen state, and has no WASI
+    /// filesystem: nothing
     /// that waits on a device, a network filesystem, a child or a big
     /// transfer. Such a command runs
     /// on the event loop, as every qemu-ga command does, which saves two
@@ -283,15 +284,15 @@ impl Grant {
     }
 
     fn prompt_capabilities(&self) -> bool {
-        let quick = |c: &Capability| {
-            matches!(
-                c,
-                Capability::Clock
-                    | Capability::HostInfo
-                    | Capability::NetInfo
-                    | Capability::Sysfs
-                    | Capability::ReadFile
-            )
+        // Freeze without a mount point can only read the frozen state.
+        let quick = |c: &Capability| match c {
+            Capability::Clock
+            | Capability::HostInfo
+            | Capability::NetInfo
+            | Capability::Sysfs
+            | Capability::ReadFile => true,
+            Capability::Freeze => self.mounts.is_empty(),
+            _ => false,
         };
         self.capabilities.iter().all(quick)
             && self.sysfs_write.is_empty()
@@ -605,6 +606,8 @@ pub enum Denied {
     Helper { command: String, argv: String },
     #[error("permission denied: {command} may not touch the keys of user {user}")]
     User { command: String, user: String },
+    #[error("permission denied: {command} may not freeze or thaw: it is granted no mount point")]
+    NoMounts { command: String },
 }
 
 /// State that outlives a call, held by the host and shared by every call

@@ -13,6 +13,7 @@ mod sys;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use thiserror::Error;
 
@@ -93,7 +94,17 @@ pub struct FreezeState {
     state_file: PathBuf,
     hook: Option<PathBuf>,
     inner: Mutex<Frozen>,
+    /// The gate, readable without `inner`'s lock: a freeze holds that lock
+    /// for as long as its hook and FIFREEZE take (seconds), and dispatch
+    /// reads the gate for every request on the event loop. A freeze in
+    /// progress already reads as frozen, as qemu-ga, which answers nothing
+    /// else until it is done, would have it.
+    gate: AtomicU8,
 }
+
+const THAWED: u8 = 0;
+const FROZEN: u8 = 1;
+const FROZEN_AT_START: u8 = 2;
 
 impl FreezeState {
     /// The state persisted in `state_dir` (frozen if qemu-ga's or our
@@ -110,10 +121,12 @@ impl FreezeState {
             frozen.at_start = true;
             frozen.mounts = text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
         }
+        let gate = AtomicU8::new(gate_of(&frozen));
         FreezeState {
             state_file,
             hook,
             inner: Mutex::new(frozen),
+            gate,
         }
     }
 
@@ -122,18 +135,22 @@ impl FreezeState {
     }
 
     pub fn is_frozen(&self) -> bool {
-        self.lock().frozen
+        self.gate.load(Ordering::Acquire) != THAWED
     }
 
-    /// The state as dispatch's freeze gate needs it.
+    /// The state as dispatch's freeze gate needs it; never waits.
     pub fn gate(&self) -> crate::dispatch::FreezeGate {
         use crate::dispatch::FreezeGate;
-        let state = self.lock();
-        match (state.frozen, state.at_start) {
-            (false, _) => FreezeGate::Thawed,
-            (true, false) => FreezeGate::Frozen,
-            (true, true) => FreezeGate::FrozenAtStart,
+        match self.gate.load(Ordering::Acquire) {
+            THAWED => FreezeGate::Thawed,
+            FROZEN_AT_START => FreezeGate::FrozenAtStart,
+            _ => FreezeGate::Frozen,
         }
+    }
+
+    /// Make `gate` say what `frozen` holds.
+    fn publish(&self, frozen: &Frozen) {
+        self.gate.store(gate_of(frozen), Ordering::Release);
     }
 
     /// Mount points this agent froze (for status tools and tests).
@@ -163,6 +180,7 @@ impl FreezeState {
         frozen.frozen = true;
         frozen.at_start = false;
         frozen.mounts = mounts;
+        self.publish(frozen);
         let mut text = frozen.mounts.join("\n");
         text.push('\n');
         if let Err(e) = std::fs::write(&self.state_file, text) {
@@ -178,6 +196,7 @@ impl FreezeState {
         frozen.frozen = false;
         frozen.at_start = false;
         frozen.mounts.clear();
+        self.publish(frozen);
         if let Err(e) = std::fs::remove_file(&self.state_file)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -210,8 +229,20 @@ impl FreezeState {
             }
             .into());
         }
-        self.run_hook(HookArg::Freeze)?;
-        let mounts = mounts()?;
+        // Frozen from now on for everyone else; thawed again below if the
+        // freeze does not happen.
+        self.gate.store(FROZEN, Ordering::Release);
+        let started = self
+            .run_hook(HookArg::Freeze)
+            .map_err(FreezeError::from)
+            .and_then(|()| mounts());
+        let mounts = match started {
+            Ok(mounts) => mounts,
+            Err(e) => {
+                self.publish(&state);
+                return Err(e);
+            }
+        };
         let targets: Vec<&Mount> = mounts
             .iter()
             .rev()
@@ -290,12 +321,35 @@ impl FreezeState {
     }
 }
 
+fn gate_of(frozen: &Frozen) -> u8 {
+    match (frozen.frozen, frozen.at_start) {
+        (false, _) => THAWED,
+        (true, false) => FROZEN,
+        (true, true) => FROZEN_AT_START,
+    }
+}
+
 fn qga_error(e: FreezeError) -> wasmtime::Result<Result<i64, QgaError>> {
     match e {
         FreezeError::Denied(denied) => Err(denied.into()),
         other => Ok(Err(QgaError {
             desc: other.to_string(),
         })),
+    }
+}
+
+impl CallCtx {
+    /// Freeze and thaw (and their hook) need the capability and at least
+    /// one mount point: a grant without one (guest-fsfreeze-status's) can
+    /// only read the state.
+    fn require_mounts(&self) -> Result<(), Denied> {
+        self.grant.require(&self.command, Capability::Freeze)?;
+        if self.grant.mounts.is_empty() {
+            return Err(Denied::NoMounts {
+                command: self.command.to_string(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -306,7 +360,7 @@ impl Host for CallCtx {
     }
 
     fn freeze(&mut self, mountpoints: Option<Vec<String>>) -> wasmtime::Result<Result<i64, QgaError>> {
-        self.grant.require(&self.command, Capability::Freeze)?;
+        self.require_mounts()?;
         let grant = self.grant.clone();
         match self
             .freeze
@@ -318,7 +372,7 @@ impl Host for CallCtx {
     }
 
     fn thaw(&mut self) -> wasmtime::Result<Result<i64, QgaError>> {
-        self.grant.require(&self.command, Capability::Freeze)?;
+        self.require_mounts()?;
         let grant = self.grant.clone();
         match self.freeze.thaw(&|m| grant.allows_mount(m)) {
             Ok(n) => Ok(Ok(n)),
@@ -354,5 +408,51 @@ mod tests {
             s.run_hook(HookArg::Freeze).unwrap_err().to_string(),
             "can't access fsfreeze hook '/nonexistent/hook': No such file or directory"
         );
+    }
+
+    #[test]
+    fn the_gate_reads_frozen_without_waiting_while_a_freeze_runs() {
+        use crate::dispatch::FreezeGate;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("qga-freeze-gate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let started = dir.join("hook-started");
+        let release = dir.join("hook-may-end");
+        let hook = dir.join("hook");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = freeze ] || exit 0\ntouch {}\nwhile [ ! -e {} ]; do sleep 0.01; done\n",
+                started.display(),
+                release.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let state = std::sync::Arc::new(FreezeState::load(&dir, Some(hook)));
+        assert_eq!(state.gate(), FreezeGate::Thawed);
+        let freezing = {
+            let state = state.clone();
+            // No mount point given: the hook runs, nothing is frozen.
+            std::thread::spawn(move || state.freeze("guest-fsfreeze-freeze-list", Some(&[]), &|_| false))
+        };
+        while !started.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The freeze holds its lock until the hook ends; the gate does not
+        // wait for it, and already reads frozen. (Read on another thread, so
+        // that a gate that waited fails here instead of hanging the test.)
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = state.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((reader.gate(), reader.is_frozen()));
+        });
+        let during = rx.recv_timeout(std::time::Duration::from_secs(30));
+        std::fs::write(&release, "").unwrap();
+        assert_eq!(during, Ok((FreezeGate::Frozen, true)), "the gate waited for the freeze");
+        assert_eq!(freezing.join().unwrap().unwrap(), 0);
+        assert_eq!(state.gate(), FreezeGate::Thawed, "nothing frozen: thawed again");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
