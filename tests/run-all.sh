@@ -54,6 +54,8 @@ status=0
 # host's build script and exercised by the host tests).
 cargo test --release --manifest-path handlers/Cargo.toml --workspace || status=1
 cargo test --release --workspace --no-fail-fast "$@" || status=1
+# The README's command that runs the agent, as written.
+bash tests/readme-run.sh || status=1
 # The Debian package: contents, install/purge, man page, --help.
 bash packaging/check-deb.sh || status=1
 exit $status
