@@ -171,6 +171,8 @@ struct Loaded {
 
 struct Prepared {
     command: Arc<str>,
+    /// Runs on the event loop ([`Backend::is_prompt`]): decided at load.
+    prompt: bool,
     pre: InstancePre<CallCtx>,
     export: ComponentExportIndex,
     signature: Signature,
@@ -616,18 +618,9 @@ impl Backend for Runtime {
         let Some(&family) = inner.by_command.get(command) else {
             return false;
         };
-        // A component that can wait through WASI (a timer, a socket) is not
-        // prompt, whatever its grant.
-        if inner.families[family]
-            .imports
-            .iter()
-            .any(|i| WAITING_WASI.iter().any(|w| i.starts_with(w)))
-        {
-            return false;
-        }
         // Only once compiled: a first call may compile, which is not prompt.
         match inner.families[family].loaded.get() {
-            Some(Ok(loaded)) => matches!(loaded.commands.get(command), Some(Ok(p)) if p.grant.is_prompt()),
+            Some(Ok(loaded)) => matches!(loaded.commands.get(command), Some(Ok(p)) if p.prompt),
             _ => false,
         }
     }
@@ -856,6 +849,12 @@ impl Inner {
             return Err(format!("export {interface} is not an interface"));
         };
         let mut commands = HashMap::new();
+        // A component that can wait through WASI (a timer, a socket) has no
+        // prompt command, whatever the grants.
+        let waits = family
+            .imports
+            .iter()
+            .any(|i| WAITING_WASI.iter().any(|w| i.starts_with(w)));
         let type_names: Vec<(wasmtime::component::types::Type, String)> = iface_ty
             .exports(&self.engine)
             .filter_map(|(name, item)| match item.ty {
@@ -891,6 +890,7 @@ impl Inner {
                     .map_err(|e| format!("cannot link: {e:#}"))?;
                 Ok(Arc::new(Prepared {
                     command: Arc::from(name),
+                    prompt: grant.is_prompt() && !waits,
                     pre,
                     export,
                     signature,
