@@ -16,7 +16,7 @@ use qga::capabilities::Grant;
 use qga::qobject::Value;
 use qga::runtime::{Runtime, RuntimeConfig};
 use support::loopfs::LoopFs;
-use support::{Agent, Client, Scratch, qemu_ga_binary, qga_binary, run};
+use support::{Agent, Client, Scratch, mask, qemu_ga_binary, qga_binary, run};
 
 /// guest-fsfreeze-thaw (qemu-ga's and qga's default grant) thaws every
 /// mounted filesystem, so tests that freeze run one at a time.
@@ -243,26 +243,6 @@ fn frozen_answers_match_qemu_ga() {
     }
     assert_eq!(answers[0], answers[1]);
     assert!(answers[1][0].contains("has been disabled: the agent is in frozen state"));
-}
-
-/// `"key": 123` → `"key": N` for the keys whose values move.
-fn mask(reply: &str, keys: &[&str]) -> String {
-    let mut out = reply.to_owned();
-    for key in keys {
-        let pat = format!("\"{key}\": ");
-        let mut result = String::new();
-        let mut rest = out.as_str();
-        while let Some(i) = rest.find(&pat) {
-            result.push_str(&rest[..i + pat.len()]);
-            rest = &rest[i + pat.len()..];
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            result.push('N');
-            rest = &rest[digits..];
-        }
-        result.push_str(rest);
-        out = result;
-    }
-    out
 }
 
 #[test]

@@ -7,29 +7,7 @@
 
 mod support;
 
-use support::{Agent, Client};
-
-/// Replace the number after each `"KEY": ` with 0.
-fn mask(reply: &str, keys: &[&str]) -> String {
-    let mut out = reply.to_owned();
-    for key in keys {
-        let pat = format!("\"{key}\": ");
-        let mut result = String::new();
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(&pat) {
-            let start = at + pat.len();
-            result.push_str(&rest[..start]);
-            let after = &rest[start..];
-            let digits = after.bytes().take_while(|b| b.is_ascii_digit()).count();
-            assert!(digits > 0, "no number after {pat} in {reply}");
-            result.push('0');
-            rest = &after[digits..];
-        }
-        result.push_str(rest);
-        out = result;
-    }
-    out
-}
+use support::{Agent, Client, mask};
 
 const NET_COUNTERS: &[&str] = &[
     "rx-bytes",

@@ -290,38 +290,40 @@ fn file_and_exec(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
 }
 
+/// (Re)start each agent and time it to its first guest-get-osinfo reply, ms.
+fn restart_to_first_osinfo(agents: &mut [Agent; 2]) -> [f64; 2] {
+    let mut ms = [0f64; 2];
+    for (i, agent) in agents.iter_mut().enumerate() {
+        let t = Instant::now();
+        agent.start();
+        agent.connect().call(b"{\"execute\": \"guest-get-osinfo\"}\n");
+        ms[i] = micros(t.elapsed()) / 1000.0;
+    }
+    ms
+}
+
 /// Start-up with a cold and a warm compiled-component cache, then idle RSS.
 fn startup(agents: &mut [Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     // Cold start: an empty state directory (qga compiles every family in
     // the background and caches it); time to the first component reply.
-    let mut cold = [0f64; 2];
-    for (i, agent) in agents.iter_mut().enumerate() {
+    for agent in agents.iter_mut() {
         let _ = std::fs::remove_dir_all(agent.dir.join("state"));
         std::fs::create_dir_all(agent.dir.join("state")).unwrap();
-        let t = Instant::now();
-        agent.start();
-        agent.connect().call(b"{\"execute\": \"guest-get-osinfo\"}\n");
-        cold[i] = micros(t.elapsed()) / 1000.0;
     }
+    let [qga, qemu_ga] = restart_to_first_osinfo(agents);
     rows.push(Row {
         metric: "cold start to first osinfo".into(),
-        qga: cold[0],
-        qemu_ga: cold[1],
+        qga,
+        qemu_ga,
         unit: "ms",
     });
     // Let the background compile finish and fill the cache.
     std::thread::sleep(Duration::from_secs(5));
-    let mut warm = [0f64; 2];
-    for (i, agent) in agents.iter_mut().enumerate() {
-        let t = Instant::now();
-        agent.start();
-        agent.connect().call(b"{\"execute\": \"guest-get-osinfo\"}\n");
-        warm[i] = micros(t.elapsed()) / 1000.0;
-    }
+    let [qga, qemu_ga] = restart_to_first_osinfo(agents);
     rows.push(Row {
         metric: "warm start to first osinfo".into(),
-        qga: warm[0],
-        qemu_ga: warm[1],
+        qga,
+        qemu_ga,
         unit: "ms",
     });
 
@@ -458,13 +460,9 @@ fn main() {
     } else {
         // As after the start-up section: a warm compiled-component cache,
         // and no background compile competing with the measurements.
-        for agent in agents.iter_mut() {
-            agent.start();
-        }
+        restart_to_first_osinfo(&mut agents);
         std::thread::sleep(Duration::from_secs(5));
-        for agent in agents.iter_mut() {
-            agent.start();
-        }
+        restart_to_first_osinfo(&mut agents);
     }
     if wanted("latency") {
         latency(&agents, rounds, &mut rows);

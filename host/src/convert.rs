@@ -527,14 +527,7 @@ pub fn from_json(shape: &Shape, v: &Value, name: &str) -> Result<Val, QmpError> 
             (_, result) => result?,
         },
         Shape::Alternate(cases) => {
-            let kind = match v {
-                Value::Int(_) | Value::Uint(_) | Value::Double(_) => Kind::Number,
-                Value::Str(_) => Kind::Str,
-                Value::Bool(_) => Kind::Bool,
-                Value::Dict(_) => Kind::Object,
-                Value::List(_) => Kind::Array,
-                Value::Null => Kind::Null,
-            };
+            let kind = json_kind(v);
             match cases.iter().find(|c| c.shape.kind() == kind) {
                 Some(case) => Val::Variant(case.name.clone(), Some(Box::new(from_json(&case.shape, v, name)?))),
                 None => return Err(invalid_type(name, &alternate_name(cases))),

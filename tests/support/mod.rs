@@ -17,6 +17,29 @@ use std::time::{Duration, Instant};
 pub const QEMU_GA: &str = "/usr/sbin/qemu-ga";
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Replace the number after each `"KEY": ` with 0 (counters that move
+/// between two agents' replies).
+pub fn mask(reply: &str, keys: &[&str]) -> String {
+    let mut out = reply.to_owned();
+    for key in keys {
+        let pat = format!("\"{key}\": ");
+        let mut result = String::new();
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(&pat) {
+            let start = at + pat.len();
+            result.push_str(&rest[..start]);
+            let after = &rest[start..];
+            let digits = after.bytes().take_while(|b| b.is_ascii_digit()).count();
+            assert!(digits > 0, "no number after {pat} in {reply}");
+            result.push('0');
+            rest = &after[digits..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
 /// Run `cmd`; its trimmed stdout. Panics when it fails.
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
