@@ -1,0 +1,514 @@
+//! qga-client against both agents (the workspace's qga and the reference
+//! /usr/sbin/qemu-ga) on unix sockets: every subcommand, exec's exit codes
+//! and signals, cp both ways with checksums, and the failures an operator
+//! meets (no agent, a missing guest path, an agent that stops answering).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use support::loopfs::LoopFs;
+use support::{Agent, Scratch, settle};
+
+fn client_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_qga-client")
+}
+
+/// Run qga-client against `socket` with `args`.
+fn client(socket: &Path, args: &[&str]) -> Output {
+    client_with_stdin(socket, args, &[])
+}
+
+fn client_with_stdin(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(client_binary())
+        .arg("-s")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Its stdout, asserting it succeeded.
+fn ok(socket: &Path, args: &[&str]) -> String {
+    let out = client(socket, args);
+    assert!(
+        out.status.success(),
+        "qga-client {args:?}: {:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// qga and qemu-ga, each started with `args`.
+fn both_agents(args: &[&str]) -> [Agent; 2] {
+    [Agent::qga(args), Agent::qemu_ga(args)]
+}
+
+fn sha256_file(path: &Path) -> String {
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file of `size` pseudo-random bytes (a different stream per size).
+fn random_file(path: &Path, size: usize) {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15 ^ size as u64;
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(size);
+    std::fs::write(path, data).unwrap();
+}
+
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn read_only_subcommands_render_both_agents() {
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    for agent in both_agents(&[]) {
+        let s = &agent.socket;
+        assert_eq!(ok(s, &["ping"]), "");
+        let info = ok(s, &["info"]);
+        assert!(info.starts_with("version: "), "{info}");
+        assert!(info.contains("guest-get-osinfo"), "{info}");
+        let osinfo = ok(s, &["osinfo"]);
+        assert!(
+            osinfo
+                .lines()
+                .any(|l| l.starts_with("kernel-release:") && l.ends_with(kernel.trim())),
+            "{osinfo}"
+        );
+        assert_eq!(ok(s, &["hostname"]), host_name);
+        let time = ok(s, &["time"]);
+        let nanos: i64 = time
+            .split('(')
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        assert!((now.as_nanos() as i64 - nanos).abs() < 3_600_000_000_000, "{time}");
+        assert!(time.ends_with(" ns since the epoch)\n"), "{time}");
+        assert!(ok(s, &["users"]).starts_with("USER  DOMAIN  LOGIN-TIME\n"));
+        let ifconfig = ok(s, &["ifconfig"]);
+        assert!(
+            ifconfig.contains("lo:\n\tinet 127.0.0.1  netmask 255.0.0.0\n"),
+            "{ifconfig}"
+        );
+        let fsinfo = ok(s, &["fsinfo"]);
+        assert!(fsinfo.starts_with("MOUNTPOINT  "), "{fsinfo}");
+        assert!(fsinfo.lines().skip(1).any(|l| l.starts_with("/ ")), "{fsinfo}");
+        assert!(ok(s, &["disks"]).starts_with("NAME"));
+        let vcpus = ok(s, &["vcpus"]);
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+        assert!(vcpus.starts_with("CPU  ONLINE  CAN-OFFLINE\n"), "{vcpus}");
+        assert!(vcpus.lines().count() >= 2, "{vcpus} (online: {online})");
+        assert_eq!(ok(s, &["fsfreeze", "status"]), "thawed\n");
+    }
+}
+
+#[test]
+fn json_prints_each_reply_as_the_agent_sent_it() {
+    for agent in both_agents(&[]) {
+        let s = &agent.socket;
+        let raw = agent.connect().call(r#"{"execute": "guest-get-host-name"}"#);
+        assert_eq!(ok(s, &["--json", "hostname"]).trim_end(), raw.trim_end());
+        let reply: Value = serde_json::from_str(&ok(s, &["--json", "osinfo"])).unwrap();
+        assert!(reply["return"]["kernel-release"].is_string(), "{reply}");
+        assert_eq!(ok(s, &["raw", r#"{"execute": "guest-ping"}"#]), "{\"return\": {}}\n");
+        // raw passes the agent's error through as it came, and succeeds.
+        let error = ok(s, &["raw", r#"{"execute": "guest-nonexistent"}"#]);
+        assert!(error.contains("\"class\": \"CommandNotFound\""), "{error}");
+    }
+}
+
+#[test]
+fn commands_that_act_on_the_machine_report_the_agents_refusal() {
+    let blocked = "guest-shutdown,guest-fstrim,guest-fsfreeze-freeze,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw";
+    let [qga, qemu_ga] = both_agents(&["-b", blocked]);
+    for args in [
+        &["shutdown"][..],
+        &["shutdown", "--mode", "reboot"],
+        &["fstrim"],
+        &["fstrim", "--minimum", "4096"],
+        &["fsfreeze", "freeze"],
+        &["fsfreeze", "freeze", "/"],
+        &["fsfreeze", "thaw"],
+    ] {
+        let ours = client(&qga.socket, args);
+        let theirs = client(&qemu_ga.socket, args);
+        assert_eq!(ours.status.code(), Some(1), "{args:?}: {}", stderr(&ours));
+        assert_eq!(theirs.status.code(), Some(1), "{args:?}: {}", stderr(&theirs));
+        assert!(
+            stderr(&theirs).contains("has been disabled"),
+            "{args:?}: {}",
+            stderr(&theirs)
+        );
+        assert_eq!(stderr(&ours), stderr(&theirs), "{args:?}");
+    }
+}
+
+#[test]
+fn fsfreeze_freezes_and_thaws_a_loop_mounted_filesystem() {
+    let fs = LoopFs::new("client-freeze", 32 << 20);
+    for agent in both_agents(&[]) {
+        let s = &agent.socket;
+        assert_eq!(ok(s, &["fsfreeze", "freeze", fs.mnt()]), "1 filesystems\n");
+        assert_eq!(ok(s, &["fsfreeze", "status"]), "frozen\n");
+        assert_eq!(ok(s, &["--json", "fsfreeze", "status"]), "{\"return\": \"frozen\"}\n");
+        assert_eq!(ok(s, &["fsfreeze", "thaw"]), "1 filesystems\n");
+        assert_eq!(ok(s, &["fsfreeze", "status"]), "thawed\n");
+    }
+}
+
+#[test]
+fn exec_passes_output_exit_codes_and_signals_through() {
+    for agent in both_agents(&[]) {
+        let s = &agent.socket;
+        let out = client(s, &["exec", "--", "sh", "-c", "printf out; printf err >&2; exit 3"]);
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(stdout(&out), "out");
+        assert_eq!(stderr(&out), "err");
+        for (script, code) in [
+            ("exit 0", 0),
+            ("exit 255", 255),
+            ("kill -9 $$", 128 + 9),
+            ("kill -TERM $$", 128 + 15),
+        ] {
+            let out = client(s, &["exec", "--", "sh", "-c", script]);
+            assert_eq!(out.status.code(), Some(code), "{script}: {}", stderr(&out));
+        }
+        let out = client(
+            s,
+            &[
+                "exec",
+                "--env",
+                "A=one",
+                "--env",
+                "B=two",
+                "--",
+                "sh",
+                "-c",
+                "echo $A$B",
+            ],
+        );
+        assert_eq!(stdout(&out), "onetwo\n");
+        let out = client_with_stdin(s, &["exec", "--stdin", "-", "--", "tr", "a-z", "A-Z"], b"shout");
+        assert_eq!(stdout(&out), "SHOUT");
+        let input = agent.scratch.path("input");
+        std::fs::write(&input, b"line\n").unwrap();
+        let out = client(s, &["exec", "--stdin", input.to_str().unwrap(), "--", "wc", "-l"]);
+        assert_eq!(stdout(&out).trim(), "1");
+        let out = client(s, &["exec", "--", "/nonexistent/program"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).starts_with("qga-client: guest-exec: "), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn exec_timeout_prints_the_pid_and_exits_124() {
+    for agent in both_agents(&[]) {
+        let out = client(&agent.socket, &["exec", "--timeout", "0.5", "--", "sleep", "60"]);
+        assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+        let pid: u32 = stdout(&out).trim().parse().unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert_eq!(cmdline, b"sleep\x0060\x00");
+        assert!(stderr(&out).contains(&format!("pid {pid}")), "{}", stderr(&out));
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+}
+
+/// Copy `size` bytes in and back out through `agent`; both copies match.
+fn round_trip(agent: &Agent, size: usize, extra: &[&str]) {
+    let dir = Scratch::new("client-cp");
+    let src = dir.path("src");
+    let guest = dir.path("guest");
+    let back = dir.path("back");
+    random_file(&src, size);
+    let guest_arg = format!("guest:{}", guest.display());
+    let mut args = vec!["cp"];
+    args.extend_from_slice(extra);
+    ok(
+        &agent.socket,
+        &[&args[..], &[src.to_str().unwrap(), &guest_arg]].concat(),
+    );
+    assert_eq!(std::fs::metadata(&guest).unwrap().len(), size as u64);
+    assert_eq!(sha256_file(&guest), sha256_file(&src), "copy in of {size} bytes");
+    ok(
+        &agent.socket,
+        &[&args[..], &[&guest_arg, back.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(sha256_file(&back), sha256_file(&src), "copy out of {size} bytes");
+    assert_eq!(dir_entries(&dir.0), ["back", "guest", "src"], "no temporary left");
+}
+
+#[test]
+fn cp_round_trips_edge_sizes_through_both_agents() {
+    const MIB: usize = 1 << 20;
+    for agent in both_agents(&[]) {
+        for size in [0, 1, 4 * MIB - 1, 4 * MIB, 4 * MIB + 1] {
+            round_trip(&agent, size, &[]);
+        }
+        round_trip(&agent, 3000, &["--chunk", "1000"]);
+    }
+}
+
+#[test]
+fn cp_round_trips_100_mib_through_both_agents() {
+    for agent in both_agents(&[]) {
+        round_trip(&agent, 100 << 20, &[]);
+    }
+}
+
+#[test]
+fn cp_verify_checks_the_guest_side_or_says_it_could_not() {
+    for (agent, exec) in [
+        (Agent::qga(&[]), true),
+        (Agent::qemu_ga(&[]), true),
+        (Agent::qemu_ga(&["-b", "guest-exec"]), false),
+    ] {
+        let dir = Scratch::new("client-verify");
+        let src = dir.path("src");
+        random_file(&src, 70_000);
+        let guest = format!("guest:{}", dir.path("dst").display());
+        let out = client(&agent.socket, &["cp", "--verify", src.to_str().unwrap(), &guest]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(sha256_file(&dir.path("dst")), sha256_file(&src));
+        let said = stderr(&out);
+        if exec {
+            assert!(
+                said.contains(&format!("verified: SHA-256 {}", sha256_file(&src))),
+                "{said}"
+            );
+        } else {
+            assert!(said.contains("guest-exec is not enabled"), "{said}");
+            assert!(said.contains("was not checked"), "{said}");
+        }
+        // Without exec the file was written in place: no DST.part anywhere.
+        assert_eq!(dir_entries(&dir.0), ["dst", "src"]);
+    }
+}
+
+#[test]
+fn cp_of_a_missing_guest_path_fails_cleanly() {
+    for agent in both_agents(&[]) {
+        let dir = Scratch::new("client-missing");
+        let missing = format!("guest:{}", dir.path("nope").display());
+        let out = client(&agent.socket, &["cp", &missing, dir.path("here").to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("No such file or directory"), "{}", stderr(&out));
+        assert!(dir_entries(&dir.0).is_empty(), "{:?}", dir_entries(&dir.0));
+        let src = dir.path("src");
+        std::fs::write(&src, b"x").unwrap();
+        let into_missing_dir = format!("guest:{}", dir.path("no-dir/file").display());
+        let out = client(&agent.socket, &["cp", src.to_str().unwrap(), &into_missing_dir]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("No such file or directory"), "{}", stderr(&out));
+        let out = client(&agent.socket, &["cp", src.to_str().unwrap(), "also-host"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("exactly one of SRC and DST"), "{}", stderr(&out));
+    }
+}
+
+/// Start a copy of 100 MiB in small chunks, stop the agent (SIGSTOP) once
+/// `started` sees the copy under way; the client must give up with a clear
+/// error within its wait.
+fn stop_agent_mid_copy(agent: &Agent, args: &[&str], started: impl Fn() -> bool) -> Output {
+    let child = Command::new(client_binary())
+        .arg("-s")
+        .arg(&agent.socket)
+        .args(["-w", "2", "cp", "--chunk", "65536"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        settle(Duration::from_secs(60), &started, |s| *s),
+        "the copy never started"
+    );
+    agent.signal(libc_sigstop());
+    let out = child.wait_with_output().unwrap();
+    agent.signal(18); // SIGCONT, so that the agent can be stopped at drop
+    out
+}
+
+fn libc_sigstop() -> i32 {
+    19
+}
+
+#[test]
+fn agent_that_stops_answering_mid_copy_out_leaves_no_host_file() {
+    for agent in both_agents(&[]) {
+        let dir = Scratch::new("client-stop-out");
+        let src = dir.path("src");
+        random_file(&src, 100 << 20);
+        let dst_dir = dir.path("out");
+        std::fs::create_dir(&dst_dir).unwrap();
+        let guest = format!("guest:{}", src.display());
+        let dst = dst_dir.join("dst");
+        let out = stop_agent_mid_copy(&agent, &[&guest, dst.to_str().unwrap()], || {
+            std::fs::read_dir(&dst_dir)
+                .unwrap()
+                .any(|e| e.unwrap().metadata().unwrap().len() > 0)
+        });
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("guest-file-read: the agent did not answer within 2s"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(dir_entries(&dst_dir).is_empty(), "{:?}", dir_entries(&dst_dir));
+    }
+}
+
+#[test]
+fn agent_that_stops_answering_mid_copy_in_says_how_much_was_written() {
+    for agent in both_agents(&["-b", "guest-exec"]) {
+        let dir = Scratch::new("client-stop-in");
+        let src = dir.path("src");
+        random_file(&src, 100 << 20);
+        let dst = dir.path("dst");
+        let guest = format!("guest:{}", dst.display());
+        let out = stop_agent_mid_copy(&agent, &[src.to_str().unwrap(), &guest], || {
+            std::fs::metadata(&dst).is_ok_and(|m| m.len() > 0)
+        });
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let said = stderr(&out);
+        let written: u64 = said
+            .split("; ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no byte count in {said}"));
+        assert!(
+            said.contains(&format!("bytes were written to guest:{}", dst.display())),
+            "{said}"
+        );
+        assert!(written > 0 && written < 100 << 20, "{said}");
+        assert_eq!(written % 65536, 0, "{said}");
+    }
+}
+
+#[test]
+fn a_guest_without_an_agent_is_an_error_not_a_hang() {
+    let dir = Scratch::new("client-noagent");
+    // A chardev socket with nobody behind it: connects, never answers.
+    let socket = dir.path("silent.sock");
+    let _listener = UnixListener::bind(&socket).unwrap();
+    let out = client(&socket, &["-w", "1", "ping"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no guest agent answered guest-sync-delimited within 1s"),
+        "{}",
+        stderr(&out)
+    );
+    let out = client(&dir.path("absent.sock"), &["ping"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot connect to"), "{}", stderr(&out));
+    let out = Command::new(client_binary()).arg("ping").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("say where the agent is"), "{}", stderr(&out));
+}
+
+#[test]
+fn resync_skips_stale_bytes_to_the_reply_with_our_id() {
+    // A channel that still holds a previous session's replies (virtio-serial
+    // has no connection boundaries): stale lines, a stale delimited reply
+    // with another id, then ours.
+    let dir = Scratch::new("client-resync");
+    let socket = dir.path("agent.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !seen.ends_with(b"}}\n") {
+            stream.read_exact(&mut byte).unwrap();
+            seen.push(byte[0]);
+        }
+        assert_eq!(seen[0], 0xFF, "the client resets the agent's parser first");
+        let text = String::from_utf8_lossy(&seen[1..]).into_owned();
+        let request: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(request["execute"], "guest-sync-delimited");
+        let id = request["arguments"]["id"].as_u64().unwrap();
+        stream.write_all(b"{\"return\": {\"host-name\": \"stale\"}}\n").unwrap();
+        stream.write_all(b"\xff{\"return\": 12345}\n").unwrap();
+        stream.write_all(b"\x00junk").unwrap();
+        stream.write_all(&[0xFF]).unwrap();
+        stream.write_all(format!("{{\"return\": {id}}}\n").as_bytes()).unwrap();
+        let mut line = Vec::new();
+        while !line.ends_with(b"\n") {
+            stream.read_exact(&mut byte).unwrap();
+            line.push(byte[0]);
+        }
+        assert_eq!(line, b"{\"execute\":\"guest-get-host-name\"}\n");
+        stream.write_all(b"{\"return\": {\"host-name\": \"fresh\"}}\n").unwrap();
+    });
+    assert_eq!(ok(&socket, &["hostname"]), "fresh\n");
+    peer.join().unwrap();
+}
+
+#[test]
+fn man_page_and_completions_come_from_the_cli() {
+    let page = Command::new(client_binary()).arg("manpage").output().unwrap();
+    assert!(page.status.success());
+    let roff = String::from_utf8(page.stdout).unwrap();
+    assert!(roff.contains(".TH qga-client 1"), "{}", &roff[..200.min(roff.len())]);
+    assert!(roff.contains("vsock"));
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(client_binary())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("fsfreeze"), "{shell}");
+    }
+}
