@@ -512,3 +512,47 @@ fn man_page_and_completions_come_from_the_cli() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("fsfreeze"), "{shell}");
     }
 }
+
+/// A pseudo-terminal whose master end is relayed to `agent`'s unix socket:
+/// the slave is a serial device as the host sees QEMU's `-chardev pty`.
+fn serial_line_to(agent: &Agent) -> (std::path::PathBuf, std::os::fd::OwnedFd) {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = nix::unistd::ttyname(&pty.slave).unwrap();
+    let master = std::fs::File::from(pty.master);
+    let socket = std::os::unix::net::UnixStream::connect(&agent.socket).unwrap();
+    let (mut from_master, mut to_socket) = (master.try_clone().unwrap(), socket.try_clone().unwrap());
+    std::thread::spawn(move || std::io::copy(&mut from_master, &mut to_socket));
+    let (mut from_socket, mut to_master) = (socket, master);
+    std::thread::spawn(move || std::io::copy(&mut from_socket, &mut to_master));
+    (slave, pty.slave)
+}
+
+#[test]
+fn serial_device_carries_commands_exec_and_copies() {
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for agent in both_agents(&[]) {
+        let (slave, _keep_open) = serial_line_to(&agent);
+        let serial = |args: &[&str]| {
+            let out = Command::new(client_binary())
+                .arg("--serial")
+                .arg(&slave)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "--serial {args:?}: {}", stderr(&out));
+            out.stdout
+        };
+        assert_eq!(serial(&["hostname"]), host_name.as_bytes());
+        // Each session resyncs on the same line; binary output passes as is.
+        assert_eq!(serial(&["exec", "--", "printf", "\\377\\n"]), b"\xff\n");
+        assert_eq!(serial(&["fsfreeze", "status"]), b"thawed\n");
+        let dir = Scratch::new("client-serial");
+        let src = dir.path("src");
+        random_file(&src, (1 << 20) + 3);
+        let guest = format!("guest:{}", dir.path("guest").display());
+        serial(&["cp", "--chunk", "300000", src.to_str().unwrap(), &guest]);
+        serial(&["cp", &guest, dir.path("back").to_str().unwrap()]);
+        assert_eq!(sha256_file(&dir.path("back")), sha256_file(&src));
+        assert_eq!(sha256_file(&dir.path("guest")), sha256_file(&src));
+    }
+}
