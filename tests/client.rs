@@ -275,10 +275,12 @@ fn round_trip(agent: &Agent, size: usize, extra: &[&str]) {
     let guest_arg = format!("guest:{}", guest.display());
     let mut args = vec!["cp"];
     args.extend_from_slice(extra);
-    ok(
+    let out = client(
         &agent.socket,
         &[&args[..], &[src.to_str().unwrap(), &guest_arg]].concat(),
     );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "no progress bar when stderr is not a terminal");
     assert_eq!(std::fs::metadata(&guest).unwrap().len(), size as u64);
     assert_eq!(sha256_file(&guest), sha256_file(&src), "copy in of {size} bytes");
     ok(
@@ -555,4 +557,79 @@ fn serial_device_carries_commands_exec_and_copies() {
         assert_eq!(sha256_file(&dir.path("back")), sha256_file(&src));
         assert_eq!(sha256_file(&dir.path("guest")), sha256_file(&src));
     }
+}
+
+/// A peer that completes the resync, then answers the next request with
+/// `reply` written forever (until the client hangs up).
+fn hostile_peer(dir: &Scratch, reply: &'static [u8]) -> std::path::PathBuf {
+    let socket = dir.path("hostile.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"}}\n") {
+            stream.read_exact(&mut byte).unwrap();
+            request.push(byte[0]);
+        }
+        let request: Value = serde_json::from_slice(&request[1..]).unwrap();
+        let id = request["arguments"]["id"].as_u64().unwrap();
+        stream.write_all(b"\xff").unwrap();
+        stream.write_all(format!("{{\"return\": {id}}}\n").as_bytes()).unwrap();
+        while stream.write_all(reply).is_ok() {}
+    });
+    socket
+}
+
+#[test]
+fn endless_reply_line_is_refused_not_buffered() {
+    let dir = Scratch::new("client-hostile");
+    let socket = hostile_peer(&dir, &[b'a'; 1 << 16]);
+    let out = client(&socket, &["hostname"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("longer than 80 MiB"), "{}", stderr(&out));
+}
+
+#[test]
+fn guest_text_cannot_drive_the_operators_terminal() {
+    let dir = Scratch::new("client-escape");
+    let socket = hostile_peer(
+        &dir,
+        b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"\\u001b]0;owned\\u0007\"}}\n",
+    );
+    let out = client(&socket, &["hostname"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!out.stderr.contains(&0x1b), "{:?}", stderr(&out));
+    assert!(stderr(&out).contains("\\u{1b}]0;owned\\u{7}"), "{}", stderr(&out));
+}
+
+#[test]
+fn progress_bar_shows_rate_and_eta_on_a_terminal() {
+    use std::os::fd::AsFd;
+    let agent = Agent::qga(&[]);
+    let dir = Scratch::new("client-progress");
+    let src = dir.path("src");
+    random_file(&src, 8 << 20);
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let terminal = std::fs::File::from(pty.slave.as_fd().try_clone_to_owned().unwrap());
+    let guest = format!("guest:{}", dir.path("guest").display());
+    let status = Command::new(client_binary())
+        .arg("-s")
+        .arg(&agent.socket)
+        .args(["cp", "--chunk", "1048576", src.to_str().unwrap(), &guest])
+        .stderr(terminal)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    nix::fcntl::fcntl(
+        &pty.master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut shown = Vec::new();
+    let _ = std::fs::File::from(pty.master).read_to_end(&mut shown);
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains("/s  ETA "), "{shown:?}");
+    assert!(shown.contains(" / 8.0M"), "{shown:?}");
+    assert!(shown.ends_with("\r\u{1b}[K"), "the bar is erased at the end: {shown:?}");
 }

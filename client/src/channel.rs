@@ -46,6 +46,8 @@ pub enum ChannelError {
     Timeout(Duration),
     #[error("the agent is not reading (nothing could be sent within {0:?})")]
     WriteTimeout(Duration),
+    #[error("the agent sent a line longer than {} MiB", MAX_LINE >> 20)]
+    TooLong,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -57,6 +59,10 @@ pub struct Channel {
 }
 
 const READ_SIZE: usize = 1 << 20;
+/// The longest reply line accepted: a guest-file-read of qemu-ga's largest
+/// count (48 MiB) is 64 MiB of base64; a hostile guest cannot make the
+/// client buffer more.
+pub const MAX_LINE: usize = 80 << 20;
 
 impl Channel {
     pub fn open(endpoint: &Endpoint) -> Result<Channel, ChannelError> {
@@ -138,6 +144,9 @@ impl Channel {
                 return Ok(line);
             }
             searched = self.buffer.len();
+            if searched > MAX_LINE {
+                return Err(ChannelError::TooLong);
+            }
             self.fill(deadline, wait)?;
         }
     }

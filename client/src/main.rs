@@ -43,7 +43,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("qga-client: {e}");
+            // Errors quote the guest's text: escape what could drive a terminal.
+            eprintln!("qga-client: {}", show::printable(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -115,7 +116,7 @@ fn run(cli: Cli) -> Result<u8, ClientError> {
                 (FreezeAction::Thaw, _) => session.call("guest-fsfreeze-thaw", None)?,
             };
             print(reply, |v| match v {
-                Value::String(s) => format!("{s}\n"),
+                Value::String(s) => format!("{}\n", show::printable(s)),
                 Value::Number(n) => format!("{n} filesystems\n"),
                 other => format!("{other}\n"),
             });

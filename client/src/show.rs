@@ -3,9 +3,23 @@
 
 use serde_json::Value;
 
+/// A string from the guest, with control characters escaped: a hostile
+/// guest must not drive the operator's terminal through a table.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn text(value: &Value, key: &str) -> String {
     match value.get(key) {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => printable(s),
         Some(Value::Null) | None => "-".to_owned(),
         Some(other) => other.to_string(),
     }
@@ -62,7 +76,7 @@ pub fn osinfo(value: &Value) -> String {
     };
     let width = map.keys().map(String::len).max().unwrap_or(0) + 1;
     map.iter()
-        .map(|(key, _)| format!("{:<width$} {}\n", format!("{key}:"), text(value, key)))
+        .map(|(key, _)| format!("{:<width$} {}\n", format!("{}:", printable(key)), text(value, key)))
         .collect()
 }
 
@@ -128,7 +142,7 @@ pub fn ifconfig(value: &Value) -> String {
         }
         match nif.get("hardware-address").and_then(Value::as_str) {
             Some("00:00:00:00:00:00") | None => {}
-            Some(mac) => out.push_str(&format!("\tether {mac}\n")),
+            Some(mac) => out.push_str(&format!("\tether {}\n", printable(mac))),
         }
     }
     out
@@ -252,6 +266,12 @@ mod tests {
             vec!["ccc".to_owned(), "d".to_owned()],
         ];
         assert_eq!(table(&["X", "Y"], &rows), "X    Y\na    bb\nccc  d\n");
+    }
+
+    #[test]
+    fn guest_strings_cannot_drive_the_terminal() {
+        let reply = json!({"host-name": "evil\u{1b}]0;owned\u{7}\r\n"});
+        assert_eq!(hostname(&reply), "evil\\u{1b}]0;owned\\u{7}\\r\\n\n");
     }
 
     #[test]
