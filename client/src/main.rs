@@ -115,11 +115,20 @@ fn run(cli: Cli) -> Result<u8, ClientError> {
                 }
                 (FreezeAction::Thaw, _) => session.call("guest-fsfreeze-thaw", None)?,
             };
-            print(reply, |v| match v {
-                Value::String(s) => format!("{}\n", show::printable(s)),
-                Value::Number(n) => format!("{n} filesystems\n"),
-                other => format!("{other}\n"),
-            });
+            // As QEMU's qemu-ga-client: "thawed", "2 filesystems frozen".
+            let verb = match action {
+                FreezeAction::Freeze => "frozen",
+                FreezeAction::Status | FreezeAction::Thaw => "thawed",
+            };
+            if cli.json {
+                println!("{}", reply.raw);
+            } else {
+                match &reply.value {
+                    Value::String(s) => println!("{}", show::printable(s)),
+                    Value::Number(n) => println!("{n} filesystems {verb}"),
+                    other => println!("{other}"),
+                }
+            }
         }
         Command::Fstrim { minimum } => {
             let arguments = minimum.map(|m| json!({"minimum": m}));
