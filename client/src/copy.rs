@@ -186,17 +186,18 @@ fn guest_size(session: &mut Session, handle: &Value) -> Option<u64> {
 }
 
 fn copy_in(session: &mut Session, src: &Path, guest: &str, options: &CopyOptions) -> Result<(), CopyError> {
-    let guest = if guest.ends_with('/') {
-        format!(
-            "{guest}{}",
-            src.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-        )
-    } else {
-        guest.to_owned()
-    };
     let mut file = File::open(src).map_err(host_error("cannot open", src))?;
     let total = file.metadata().ok().map(|m| m.len());
     let can_exec = session.enabled(&["guest-exec", "guest-exec-status"])?;
+    // Into a directory (named with a trailing slash, or one that exists when
+    // exec can tell): under the source's name, as cp does.
+    let into_dir = guest.ends_with('/') || (can_exec && is_guest_dir(session, guest)?);
+    let guest = if into_dir {
+        let name = src.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        format!("{}/{name}", guest.trim_end_matches('/'))
+    } else {
+        guest.to_owned()
+    };
     let target = if can_exec {
         format!("{guest}.part")
     } else {
@@ -263,7 +264,8 @@ fn copy_in(session: &mut Session, src: &Path, guest: &str, options: &CopyOptions
         .call("guest-file-close", Some(json!({"handle": handle})))
         .map_err(|e| partial(e, written))?;
     if can_exec {
-        let argv = ["mv", "-f", "--", &target, &guest].map(str::to_owned);
+        // -T: never into a directory that appeared at DST meanwhile.
+        let argv = ["mv", "-f", "-T", "--", &target, &guest].map(str::to_owned);
         let detail = match run(session, &argv, &[], None, None)? {
             Outcome::Exited { code: 0, .. } => None,
             Outcome::Exited { code, stderr, .. } => Some(format!(
@@ -285,6 +287,15 @@ fn copy_in(session: &mut Session, src: &Path, guest: &str, options: &CopyOptions
         verify(session, &guest, &hex(&hasher.finalize()))?;
     }
     Ok(())
+}
+
+/// Whether `path` is a directory in the guest (`test -d` through exec).
+fn is_guest_dir(session: &mut Session, path: &str) -> Result<bool, CopyError> {
+    let argv = ["test", "-d", path].map(str::to_owned);
+    Ok(matches!(
+        run(session, &argv, &[], None, None)?,
+        Outcome::Exited { code: 0, .. }
+    ))
 }
 
 fn read_full(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
