@@ -55,7 +55,10 @@ pub enum ChannelError {
 /// An open, non-blocking channel with a read buffer.
 pub struct Channel {
     file: File,
+    /// Bytes received and not yet consumed.
     buffer: Vec<u8>,
+    /// Where each read lands (agents write replies in small pieces).
+    scratch: Box<[u8]>,
 }
 
 const READ_SIZE: usize = 1 << 20;
@@ -98,6 +101,7 @@ impl Channel {
         Ok(Channel {
             file: File::from(fd),
             buffer: Vec::new(),
+            scratch: vec![0; READ_SIZE].into_boxed_slice(),
         })
     }
 
@@ -152,23 +156,22 @@ impl Channel {
     }
 
     fn fill(&mut self, deadline: Instant, wait: Duration) -> Result<(), ChannelError> {
-        let start = self.buffer.len();
-        self.buffer.resize(start + READ_SIZE, 0);
-        let result = loop {
-            match self.file.read(&mut self.buffer[start..]) {
-                Ok(0) => break Err(ChannelError::Closed),
-                Ok(n) => break Ok(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => match self.wait_for(PollFlags::POLLIN, deadline) {
-                    Ok(true) => {}
-                    Ok(false) => break Err(ChannelError::Timeout(wait)),
-                    Err(e) => break Err(e),
-                },
+        loop {
+            match self.file.read(&mut self.scratch) {
+                Ok(0) => return Err(ChannelError::Closed),
+                Ok(n) => {
+                    self.buffer.extend_from_slice(&self.scratch[..n]);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if !self.wait_for(PollFlags::POLLIN, deadline)? {
+                        return Err(ChannelError::Timeout(wait));
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => break Err(e.into()),
+                Err(e) => return Err(e.into()),
             }
-        };
-        self.buffer.truncate(start + *result.as_ref().unwrap_or(&0));
-        result.map(|_| ())
+        }
     }
 
     /// Wait until the channel is ready for `events`; false at the deadline.
