@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::*;
+use support::loopfs::LoopFs;
 use support::{Agent, Scratch, settle};
 
 /// Copy `size` bytes in and back out through `agent`; both copies match.
@@ -243,5 +244,51 @@ fn cp_into_an_existing_directory_keeps_the_source_name() {
         ok(&agent.socket, &["cp", &from, host_dir.to_str().unwrap()]);
         assert_eq!(dir_entries(&host_dir), ["src"]);
         assert_eq!(sha256_file(&host_dir.join("src")), sha256_file(&src));
+    }
+}
+
+#[test]
+fn cp_into_a_full_filesystem_fails_cleanly() {
+    let fs = LoopFs::new("client-cp-full", 8 << 20);
+    let dir = Scratch::new("client-cp-full");
+    let src = dir.path("src");
+    random_file(&src, 32 << 20);
+    for (agent, exec) in [
+        (Agent::qga(&[]), true),
+        (Agent::qemu_ga(&[]), true),
+        (Agent::qga(&["-b", "guest-exec"]), false),
+        (Agent::qemu_ga(&["-b", "guest-exec"]), false),
+    ] {
+        let dst = fs.path().join("dst");
+        let guest = format!("guest:{}", dst.display());
+        let out = client(
+            &agent.socket,
+            &["cp", "--chunk", "1048576", src.to_str().unwrap(), &guest],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let said = stderr(&out);
+        assert!(said.contains("No space left on device"), "{said}");
+        if exec {
+            // DST.part was written, then removed: nothing half-written stays.
+            assert!(
+                said.ends_with(&format!("guest:{}.part was removed\n", dst.display())),
+                "{said}"
+            );
+            assert!(!dst.exists() && !fs.path().join("dst.part").exists());
+        } else {
+            // In place: the message says how much of DST is there.
+            let written: u64 = said
+                .split("; ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no byte count in {said}"));
+            assert!(
+                said.contains(&format!("bytes were written to guest:{}", dst.display())),
+                "{said}"
+            );
+            assert!(written < 32 << 20, "{said}");
+            std::fs::remove_file(&dst).unwrap();
+        }
     }
 }

@@ -43,6 +43,8 @@ pub enum CopyError {
     BadRead { path: String, reply: String },
     #[error("moving guest:{part} to guest:{path}: {detail}")]
     Move { part: String, path: String, detail: String },
+    #[error("{0}; guest:{1} was removed")]
+    PartRemoved(Box<CopyError>, String),
     #[error("--verify: {0}")]
     Verify(String),
     #[error("{0}")]
@@ -257,12 +259,21 @@ fn copy_in(session: &mut Session, src: &Path, guest: &str, options: &CopyOptions
             }
         ) {
             let _ = session.call("guest-file-close", Some(json!({"handle": handle})));
+            // The agent still answers: with exec, leave no half-written DST.part.
+            if can_exec && remove_guest_file(session, &target) {
+                return Err(CopyError::PartRemoved(Box::new(e), target));
+            }
         }
         return Err(e);
     }
-    session
-        .call("guest-file-close", Some(json!({"handle": handle})))
-        .map_err(|e| partial(e, written))?;
+    if let Err(e) = session.call("guest-file-close", Some(json!({"handle": handle}))) {
+        let answering = !matches!(e, SessionError::During { .. });
+        let e = partial(e, written);
+        if can_exec && answering && remove_guest_file(session, &target) {
+            return Err(CopyError::PartRemoved(Box::new(e), target));
+        }
+        return Err(e);
+    }
     if can_exec {
         // -T: never into a directory that appeared at DST meanwhile.
         let argv = ["mv", "-f", "-T", "--", &target, &guest].map(str::to_owned);
@@ -287,6 +298,15 @@ fn copy_in(session: &mut Session, src: &Path, guest: &str, options: &CopyOptions
         verify(session, &guest, &hex(&hasher.finalize()))?;
     }
     Ok(())
+}
+
+/// `rm -f -- path` in the guest; whether it worked.
+fn remove_guest_file(session: &mut Session, path: &str) -> bool {
+    let argv = ["rm", "-f", "--", path].map(str::to_owned);
+    matches!(
+        run(session, &argv, &[], None, None),
+        Ok(Outcome::Exited { code: 0, .. })
+    )
 }
 
 /// Whether `path` is a directory in the guest (`test -d` through exec).
