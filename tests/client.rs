@@ -60,10 +60,27 @@ fn read_only_subcommands_render_both_agents() {
         assert!(fsinfo.lines().skip(1).any(|l| l.starts_with("/ ")), "{fsinfo}");
         assert!(ok(s, &["disks"]).starts_with("NAME"));
         let vcpus = ok(s, &["vcpus"]);
-        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+        let cpus = std::fs::read_dir("/sys/devices/system/cpu")
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_prefix("cpu")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .count();
         assert!(vcpus.starts_with("CPU  ONLINE  CAN-OFFLINE\n"), "{vcpus}");
-        assert!(vcpus.lines().count() >= 2, "{vcpus} (online: {online})");
+        assert_eq!(vcpus.lines().count(), cpus + 1, "one row per CPU: {vcpus}");
+        assert!(
+            vcpus
+                .lines()
+                .skip(1)
+                .any(|l| l.starts_with("0 ") && l.contains(" true ")),
+            "{vcpus}"
+        );
         assert_eq!(ok(s, &["fsfreeze", "status"]), "thawed\n");
+        let out = client(s, &["fsfreeze", "thaw", "/"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("status and thaw take none"), "{}", stderr(&out));
     }
 }
 
@@ -126,6 +143,9 @@ fn fsfreeze_freezes_and_thaws_a_loop_mounted_filesystem() {
             .unwrap();
         assert!(count >= 1, "{thawed:?}");
         assert_eq!(ok(s, &["fsfreeze", "status"]), "thawed\n");
+        let out = client(s, &["fsfreeze", "thaw", fs.mnt()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("status and thaw take none"), "{}", stderr(&out));
     }
 }
 

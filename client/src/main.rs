@@ -28,6 +28,8 @@ enum ClientError {
     BadVsock(String),
     #[error("--wait wants a positive number of seconds, not {0}")]
     BadWait(f64),
+    #[error("mount points name what to freeze: fsfreeze status and thaw take none")]
+    MountpointsFreezeOnly,
     #[error("{0}")]
     Session(#[from] SessionError),
     #[error("{0}")]
@@ -107,6 +109,9 @@ fn run(cli: Cli) -> Result<u8, ClientError> {
         Command::Disks => print(session.call("guest-get-disks", None)?, show::disks),
         Command::Vcpus => print(session.call("guest-get-vcpus", None)?, show::vcpus),
         Command::Fsfreeze { action, mountpoints } => {
+            if *action != FreezeAction::Freeze && !mountpoints.is_empty() {
+                return Err(ClientError::MountpointsFreezeOnly);
+            }
             let reply = match (action, mountpoints.is_empty()) {
                 (FreezeAction::Status, _) => session.call("guest-fsfreeze-status", None)?,
                 (FreezeAction::Freeze, true) => session.call("guest-fsfreeze-freeze", None)?,
