@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::*;
+use nix::sys::signal::Signal;
 use support::loopfs::LoopFs;
 use support::{Agent, Scratch, settle};
 
@@ -126,14 +127,11 @@ fn stop_agent_mid_copy(agent: &Agent, args: &[&str], started: impl Fn() -> bool)
         settle(Duration::from_secs(60), &started, |s| *s),
         "the copy never started"
     );
-    agent.signal(libc_sigstop());
+    agent.signal(Signal::SIGSTOP as i32);
     let out = child.wait_with_output().unwrap();
-    agent.signal(18); // SIGCONT, so that the agent can be stopped at drop
+    // Resumed, so that the agent can be stopped at drop.
+    agent.signal(Signal::SIGCONT as i32);
     out
-}
-
-fn libc_sigstop() -> i32 {
-    19
 }
 
 #[test]
