@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Builds target/debian/qga_*.deb from the release build: generates the man
-# page and completions from the CLI definition, then runs cargo-deb.
+# Builds target/debian/qga_*.deb and target/debian/qga-client_*.deb from the
+# release build: generates the man pages and completions from the CLI
+# definitions, then runs cargo-deb for each package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null || { echo "build-deb.sh: cargo install cargo-deb first" >&2; exit 1; }
-cargo build --release -p qga
+cargo build --release -p qga -p qga-client
 mkdir -p target/packaging
 ./target/release/qga manpage | gzip -9n > target/packaging/qga.8.gz
 ./target/release/qga completions bash > target/packaging/qga.bash
 ./target/release/qga completions zsh > target/packaging/_qga
 cargo deb -p qga --no-build --no-strip
+./target/release/qga-client manpage | gzip -9n > target/packaging/qga-client.1.gz
+./target/release/qga-client completions bash > target/packaging/qga-client.bash
+./target/release/qga-client completions zsh > target/packaging/_qga-client
+cargo deb -p qga-client --no-build --no-strip

@@ -34,3 +34,27 @@ dpkg --root="$root" --force-script-chrootless --purge qga >/dev/null
 leftover=$(find "$root" -type f ! -path "$root/var/lib/dpkg/*" ! -path "$root/var/log/*" | head -5)
 [ -z "$leftover" ] || { echo "check-deb: files left after purge: $leftover" >&2; exit 1; }
 echo "check-deb: installs and purges cleanly"
+
+# The client's package: its files, no dependency on the agent or wasmtime,
+# its man page and help, install and purge.
+client_deb=$(ls -t target/debian/qga-client_*.deb | head -1)
+client_listing=$(dpkg-deb -c "$client_deb")
+for path in ./usr/bin/qga-client ./usr/share/man/man1/qga-client.1.gz \
+            ./usr/share/bash-completion/completions/qga-client ./usr/share/zsh/vendor-completions/_qga-client; do
+    grep -q " $path\$" <<<"$client_listing" || { echo "check-deb: $client_deb lacks $path" >&2; exit 1; }
+done
+if dpkg-deb -f "$client_deb" Depends | grep -qw qga; then
+    echo "check-deb: qga-client depends on the agent" >&2; exit 1
+fi
+client_manpage=$(zcat target/packaging/qga-client.1.gz | MANWIDTH=80 man -l -)
+grep -q -- "--vsock" <<<"$client_manpage" || { echo "check-deb: qga-client's man page does not render" >&2; exit 1; }
+client_root=$(mktemp -d)
+trap 'rm -rf "$root" "$client_root"' EXIT
+mkdir -p "$client_root/var/lib/dpkg/info" "$client_root/var/lib/dpkg/updates"
+touch "$client_root/var/lib/dpkg/status"
+dpkg --root="$client_root" --force-depends --force-script-chrootless -i "$client_deb" >/dev/null 2>&1
+"$client_root/usr/bin/qga-client" --version | grep -q '^qga-client ' || { echo "check-deb: installed qga-client does not run" >&2; exit 1; }
+dpkg --root="$client_root" --force-script-chrootless --purge qga-client >/dev/null
+leftover=$(find "$client_root" -type f ! -path "$client_root/var/lib/dpkg/*" ! -path "$client_root/var/log/*" | head -5)
+[ -z "$leftover" ] || { echo "check-deb: files left after purging qga-client: $leftover" >&2; exit 1; }
+echo "check-deb: qga-client package ok ($(grep -c . <<<"$client_listing") entries, $(stat -c %s target/release/qga-client) bytes stripped), installs and purges cleanly"

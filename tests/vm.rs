@@ -472,3 +472,77 @@ fn qga_on_isa_serial() {
         percentile(&pings, 0.5).as_secs_f64() * 1000.0
     );
 }
+
+/// qga-client (the workspace's build, beside this test's deps/ directory).
+fn qga_client_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("qga-client");
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build --release -p qga-client",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn qga_client_drives_the_virtio_serial_chardev() {
+    let _lock = vm_lock();
+    let mut vm = Vm::boot(image(), &Boot::virtio(GUEST_QGA));
+    // Wait for the boot (and leave a half-read session behind: the client
+    // must resync past it).
+    let mut chan = vm.connect("qga.sock", BOOT_DEADLINE);
+    chan.send(b"{\"execute\":\"guest-info\"}\n");
+    drop(chan);
+    let socket = vm.socket("qga.sock");
+    let client = |args: &[&str]| {
+        let out = std::process::Command::new(qga_client_binary())
+            .arg("-s")
+            .arg(&socket)
+            .args(["-w", "60"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "qga-client {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            vm.console_tail()
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    assert_eq!(client(&["hostname"]).0, "qgavm\n");
+    assert_eq!(client(&["fsfreeze", "status"]).0, "thawed\n");
+    assert_eq!(client(&["exec", "--", "echo", "from the guest"]).0, "from the guest\n");
+    let scratch = support::Scratch::new("vm-client");
+    let src = scratch.path("src");
+    let data: Vec<u8> = (0..(1u32 << 20) + 7)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&src, &data).unwrap();
+    let (_, said) = client(&[
+        "cp",
+        "--verify",
+        "--chunk",
+        "262144",
+        src.to_str().unwrap(),
+        "guest:/tmp/copied",
+    ]);
+    assert!(said.contains("verified: SHA-256"), "{said}");
+    let back = scratch.path("back");
+    client(&["cp", "guest:/tmp/copied", back.to_str().unwrap()]);
+    assert!(std::fs::read(&back).unwrap() == data, "the copy out differs");
+    client(&["shutdown"]);
+    assert!(
+        vm.wait_exit(Duration::from_secs(120)),
+        "the VM did not power off\n{}",
+        vm.console_tail()
+    );
+}

@@ -2,13 +2,15 @@
 //! measures both in one run, interleaved so that machine noise falls on
 //! both alike. Prints each metric for both agents and the ratio qga/qemu-ga.
 //!
-//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers]...
+//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only startup|latency|transfers|client-cp]...
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod client_cp;
 
 struct Agent {
     name: &'static str,
@@ -417,13 +419,14 @@ fn latency(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
 }
 
-const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers]...";
+const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only startup|latency|transfers|client-cp]...";
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut qga = PathBuf::from("target/release/qga");
     let mut qemu_ga = PathBuf::from("/usr/sbin/qemu-ga");
     let mut rounds = 20usize;
+    let mut client = PathBuf::from("target/release/qga-client");
     let mut only: Vec<String> = Vec::new();
     while let Some(arg) = args.next() {
         let mut value = |what: &str| {
@@ -435,6 +438,7 @@ fn main() {
         match arg.as_str() {
             "--qga" => qga = value("PATH").into(),
             "--qemu-ga" => qemu_ga = value("PATH").into(),
+            "--client" => client = value("PATH").into(),
             "--rounds" => {
                 rounds = value("N").parse().unwrap_or_else(|_| {
                     eprintln!("--rounds needs a number\n{USAGE}");
@@ -469,6 +473,9 @@ fn main() {
     }
     if wanted("transfers") {
         file_and_exec(&agents, rounds, &mut rows);
+    }
+    if wanted("client-cp") {
+        client_cp::client_cp(&agents, &client, rounds, &mut rows);
     }
     let size = |p: &Path| {
         std::fs::metadata(p)
