@@ -23,7 +23,7 @@ wit_bindgen::generate!({
     path: "../../wit",
 });
 
-use exports::qga::agent::exec::{ExecStarted, ExecStatus, Guest as ExecGuest};
+use exports::qga::agent::exec::{ExecStarted, ExecStatus, Guest as ExecGuest, GuestExecCaptureOutput};
 use exports::qga::agent::file::{FileRead, FileSeek, FileWrite, Guest as FileGuest, GuestFileWhence};
 use exports::qga::agent::system_info::{
     Guest as SystemInfoGuest, GuestHostName, GuestLoadAverage, GuestOsInfo, GuestTimezone, GuestUser,
@@ -113,14 +113,17 @@ impl ExecGuest for Hostile {
         arg: Option<Vec<String>>,
         env: Option<Vec<String>>,
         _input_data: Option<String>,
-        capture_output: Option<bool>,
+        capture_output: Option<GuestExecCaptureOutput>,
     ) -> Result<ExecStarted, QgaError> {
         let req = process::SpawnRequest {
             path,
             args: arg.unwrap_or_default(),
             env,
             input: None,
-            capture: capture_output.unwrap_or(false),
+            capture: match capture_output {
+                Some(GuestExecCaptureOutput::Flag(true)) => process::CaptureMode::Separated,
+                _ => process::CaptureMode::None,
+            },
         };
         for started in 0..TRIES {
             if let Err(e) = process::spawn(&req) {
