@@ -440,6 +440,11 @@ impl Grant {
                         "hypervisor initiated shutdown",
                     ]));
                 }
+                // qemu-ga 10: the mode's own program, without arguments,
+                // where it is executable.
+                for program in ["/sbin/poweroff", "/sbin/halt", "/sbin/reboot"] {
+                    g.helpers.push(argv(&[program]));
+                }
                 g.deadline = HELPER_DEADLINE;
                 g
             }
