@@ -248,8 +248,10 @@ mod tests {
 
     #[test]
     fn shutdown_runs_the_modes_own_program_when_executable() {
-        let mut f = Fake::default();
-        f.executable = vec![POWEROFF.into(), REBOOT.into()];
+        let mut f = Fake {
+            executable: vec![POWEROFF.into(), REBOOT.into()],
+            ..Fake::default()
+        };
         f.programs.insert(POWEROFF.into(), Outcome::Exited(0));
         assert_eq!(shutdown(&mut f, None), Ok(()));
         assert_eq!(
