@@ -301,6 +301,39 @@ fn read_commands_match_qemu_ga() {
     assert!(fsinfo.contains(r#""total-bytes-privileged": "#), "{fsinfo}");
 }
 
+/// A bind mount of a filesystem already listed is skipped in the mount list
+/// fsinfo, fstrim and freeze share, as qemu-ga 10.0 skips it (7.2 listed it,
+/// and froze the filesystem twice).
+#[test]
+fn bind_mounts_are_skipped_as_qemu_ga_10_skips_them() {
+    let _serial = serial();
+    let fs = LoopFs::new("bind", 32 << 20);
+    let bind = Scratch::new("bind-target");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    run("mount", &["--bind", fs.mnt(), bind.0.to_str().unwrap()]);
+    let _unmount = Unmount(bind.0.clone());
+    let line = r#"{"execute":"guest-get-fsinfo"}"#;
+    let theirs = mask(&Agent::qemu_ga_10(&[]).connect().call(line), &["used-bytes"]);
+    let ours = mask(&Agent::qga(&[]).connect().call(line), &["used-bytes"]);
+    assert_eq!(ours, theirs);
+    assert!(ours.contains(&format!(r#""mountpoint": "{}""#, fs.mnt())), "{ours}");
+    assert!(
+        !ours.contains(&format!(r#""mountpoint": "{}""#, bind.0.display())),
+        "{ours}"
+    );
+    // qemu-ga 7.2 still lists the bind mount: this is 10.0's fix.
+    let old = Agent::qemu_ga(&[]).connect().call(line);
+    assert!(
+        old.contains(&format!(r#""mountpoint": "{}""#, bind.0.display())),
+        "{old}"
+    );
+}
+
 fn runtime_with(state: &Scratch, grants: &[(&str, Grant)]) -> Runtime {
     let mut config = RuntimeConfig::new(state.path("state"));
     config.background_compile = false;
