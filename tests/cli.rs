@@ -1,12 +1,13 @@
 //! The command line and config file, compared with qemu-ga 7.2 where it
-//! has the same option.
+//! has the same option (with qemu-ga 10.0 where 10.0 changed the answer:
+//! `-D`'s allow-rpcs line, `-b help`'s two new commands, `-c`).
 
 mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Agent, Scratch, qemu_ga_binary, qga_binary};
+use support::{Agent, Scratch, qemu_ga_10_binary, qemu_ga_binary, qga_binary};
 
 fn dump(binary: &std::path::Path, args: &[&str], conf: Option<&str>) -> (String, bool) {
     let scratch = Scratch::new("dump");
@@ -64,11 +65,70 @@ fn dump_conf_matches_qemu_ga() {
         (&["-D", "-b", "guest-sync"], Some(conf)),
         (&["-D", "-m", "virtio-serial"], Some(conf)),
     ];
+    // qemu-ga 10.0 added the allow-rpcs line (always printed): its answer
+    // wins, and it is 7.2's but for that line.
+    let qemu_ga_10 = qemu_ga_10_binary();
     for (args, conf) in cases {
-        let theirs = dump(&qemu_ga, args, *conf);
+        let theirs = dump(&qemu_ga_10, args, *conf);
         let ours = dump(&qga_binary(), args, *conf);
         assert_eq!(ours, theirs, "qga {args:?} with config {conf:?}");
+        let (text_72, ok_72) = dump(&qemu_ga, args, *conf);
+        assert_eq!(
+            (ours.0.replace("allow-rpcs=\n", ""), ours.1),
+            (text_72, ok_72),
+            "7.2 {args:?} with config {conf:?}"
+        );
     }
+}
+
+/// `-c FILE` (qemu-ga 9.1): the file must exist, and a missing one fails
+/// with 10.0's GLib critical line (its pid and time aside); a missing
+/// default ($QGA_CONF) is ignored. A given file is read like $QGA_CONF's.
+#[test]
+fn config_file_given_with_c_must_exist_as_in_qemu_ga_10() {
+    let scratch = Scratch::new("config");
+    let run = |binary: &std::path::Path, args: &[&str]| {
+        let out = Command::new(binary)
+            .args(args)
+            .env("QGA_CONF", scratch.path("absent.conf"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        // "\n** (process:PID): CRITICAL **: HH:MM:SS.mmm: MESSAGE\n"
+        let stable = match stderr.split_once("): CRITICAL **: ") {
+            Some((head, tail)) => format!("{}|{}", head.split(':').next().unwrap(), &tail[14..]),
+            None => stderr,
+        };
+        (String::from_utf8(out.stdout).unwrap(), stable, out.status.code())
+    };
+    let dir = scratch.path("dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = scratch.path("given.conf");
+    std::fs::write(&conf, "[general]\nverbose=true\nblock-rpcs=guest-ping\n").unwrap();
+    let (absent, dir, conf) = (
+        scratch.path("missing.conf").to_string_lossy().into_owned(),
+        dir.to_string_lossy().into_owned(),
+        conf.to_string_lossy().into_owned(),
+    );
+    let cases: [&[&str]; 5] = [
+        &["-c", &absent, "-D"],
+        &["--config", &absent],
+        &["-c", &dir, "-D"],
+        &["-c", &conf, "-D"],
+        &["-D"],
+    ];
+    let reference = qemu_ga_10_binary();
+    for args in cases {
+        let theirs = run(&reference, args);
+        assert_eq!(run(&qga_binary(), args), theirs, "{args:?}");
+    }
+    let missing = run(&qga_binary(), cases[0]);
+    assert_eq!(missing.2, Some(1));
+    assert_eq!(
+        missing.1,
+        format!("\n** (process|error loading configuration from path: {absent}, No such file or directory\n")
+    );
+    assert!(run(&qga_binary(), cases[3]).0.contains("verbose=true\n"));
 }
 
 #[test]
@@ -92,7 +152,12 @@ fn block_rpcs_help_lists_every_command_as_qemu_ga_does() {
     };
     let theirs = list(&qemu_ga_binary());
     assert_eq!(theirs.lines().count(), 42, "{theirs}");
-    assert_eq!(list(&qga_binary()), theirs);
+    // 7.2's list, then qemu-ga 10.0's two additions, registered last as in
+    // 10.0 (compared with 10.0 in tests/qemu_ga_10.rs).
+    assert_eq!(
+        list(&qga_binary()),
+        format!("{theirs}guest-get-load\nguest-network-get-route\n")
+    );
 }
 
 #[test]

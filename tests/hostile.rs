@@ -245,6 +245,17 @@ fn ungranted_capability_called_in_a_loop_costs_one_permission_error() {
     assert_back_to(agent, before, "20 denied loops");
 }
 
+/// guest-get-load is granted the load averages only: its (hostile) handler
+/// cannot read the route table guest-network-get-route may read.
+#[test]
+fn load_handler_cannot_read_the_route_table() {
+    let h = Hostile::start();
+    assert_eq!(
+        h.agent.connect().call(r#"{"execute":"guest-get-load"}"#),
+        error("guest-get-load: permission denied: guest-get-load is not granted qga:agent/read-file")
+    );
+}
+
 #[test]
 fn clock_and_read_file_hammered_until_the_deadline() {
     let h = Hostile::start();

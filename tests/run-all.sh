@@ -44,6 +44,12 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
+# The second reference, qemu-ga 10.0 (tests/qemu_ga_10.rs and the -D, -c,
+# fsinfo comparisons): Debian 13's package unpacked into a private directory
+# by ../shared/tools/qemu-ga-10.sh, without installing it (the tests run the
+# same script themselves; this fetches it once, up front).
+bash ../shared/tools/qemu-ga-10.sh >/dev/null
+
 if ! command -v cargo-deb >/dev/null; then
     echo "tests/run-all.sh: installing cargo-deb (for the package check)" >&2
     cargo install --locked cargo-deb --version 3.8.0

@@ -250,8 +250,12 @@ fn read_commands_match_qemu_ga() {
     let _serial = serial();
     let _fs = LoopFs::new("read", 64 << 20);
     let reference = Agent::qemu_ga(&[]);
+    // guest-get-fsinfo gained total-bytes-privileged in qemu-ga 9.1: 10.0's
+    // answer is the reference for it (README, "Compatibility").
+    let reference_10 = Agent::qemu_ga_10(&[]);
     let agent = Agent::qga(&[]);
     let mut r = reference.connect();
+    let mut r10 = reference_10.connect();
     let mut q = agent.connect();
     let diskstat_counters = [
         "read-sectors",
@@ -278,7 +282,12 @@ fn read_commands_match_qemu_ga() {
         ("guest-get-diskstats", &diskstat_counters[..]),
     ] {
         let line = format!(r#"{{"execute":"{command}"}}"#);
-        let want = mask(&r.call(&line), moving);
+        let reference = if command == "guest-get-fsinfo" {
+            &mut r10
+        } else {
+            &mut r
+        };
+        let want = mask(&reference.call(&line), moving);
         let got = mask(&q.call(&line), moving);
         assert_eq!(got, want, "{command}");
         assert!(got.starts_with(r#"{"return": ["#), "{command}: {got}");
@@ -288,6 +297,40 @@ fn read_commands_match_qemu_ga() {
     assert!(
         fsinfo.contains(&format!(r#""mountpoint": "{}""#, _fs.mnt())),
         "{fsinfo}"
+    );
+    assert!(fsinfo.contains(r#""total-bytes-privileged": "#), "{fsinfo}");
+}
+
+/// A bind mount of a filesystem already listed is skipped in the mount list
+/// fsinfo, fstrim and freeze share, as qemu-ga 10.0 skips it (7.2 listed it,
+/// and froze the filesystem twice).
+#[test]
+fn bind_mounts_are_skipped_as_qemu_ga_10_skips_them() {
+    let _serial = serial();
+    let fs = LoopFs::new("bind", 32 << 20);
+    let bind = Scratch::new("bind-target");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    run("mount", &["--bind", fs.mnt(), bind.0.to_str().unwrap()]);
+    let _unmount = Unmount(bind.0.clone());
+    let line = r#"{"execute":"guest-get-fsinfo"}"#;
+    let theirs = mask(&Agent::qemu_ga_10(&[]).connect().call(line), &["used-bytes"]);
+    let ours = mask(&Agent::qga(&[]).connect().call(line), &["used-bytes"]);
+    assert_eq!(ours, theirs);
+    assert!(ours.contains(&format!(r#""mountpoint": "{}""#, fs.mnt())), "{ours}");
+    assert!(
+        !ours.contains(&format!(r#""mountpoint": "{}""#, bind.0.display())),
+        "{ours}"
+    );
+    // qemu-ga 7.2 still lists the bind mount: this is 10.0's fix.
+    let old = Agent::qemu_ga(&[]).connect().call(line);
+    assert!(
+        old.contains(&format!(r#""mountpoint": "{}""#, bind.0.display())),
+        "{old}"
     );
 }
 

@@ -19,6 +19,11 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Subcommand>,
 
+    /// Configuration file (default /etc/qemu/qemu-ga.conf, or $QGA_CONF);
+    /// a file named here must exist
+    #[arg(help_heading = "Process", short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Transport method: one of unix-listen, virtio-serial, isa-serial, or
     /// vsock-listen (virtio-serial is the default)
     #[arg(help_heading = "Channel", short = 'm', long = "method", value_name = "METHOD")]

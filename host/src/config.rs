@@ -1,6 +1,7 @@
-//! The agent's configuration, as qemu-ga 7.2 takes it: the `[general]` group
-//! of a key file (`$QGA_CONF`, else /etc/qemu/qemu-ga.conf), overridden by
-//! command-line options; `-D` prints the result in the same key-file form.
+//! The agent's configuration, as qemu-ga takes it: the `[general]` group
+//! of a key file (`-c FILE` as qemu-ga 9.1 added it, else `$QGA_CONF`, else
+//! /etc/qemu/qemu-ga.conf), overridden by command-line options; `-D` prints
+//! the result in the same key-file form (with 10.0's `allow-rpcs=` line).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,10 @@ pub const DEFAULT_FSFREEZE_HOOK: &str = "/etc/qemu/fsfreeze-hook";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file given with `-c` cannot be read (qemu-ga 10.0's words; it
+    /// prints them as a GLib critical message, see [`glib_critical`]).
+    #[error("error loading configuration from path: {}, {reason}", path.display())]
+    Required { path: PathBuf, reason: String },
     #[error("failed to read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {reason}")]
@@ -175,10 +180,22 @@ fn parse_key_file(path: &Path, text: &str) -> Result<KeyFile, ConfigError> {
 
 impl Config {
     /// Build the effective configuration: defaults, then the key file named
-    /// by `config_file` (if it exists), then the command line.
+    /// by `config_file` (if it exists; the one `-c` names must), then the
+    /// command line.
     pub fn load(cli: &Cli, config_file: &Path) -> Result<Config, ConfigError> {
         let keys = match std::fs::read_to_string(config_file) {
             Ok(text) => parse_key_file(config_file, &text)?,
+            Err(source) if cli.config.is_some() => {
+                // GLib's g_key_file_load_from_file words a directory so.
+                let reason = match source.raw_os_error() {
+                    Some(libc::EISDIR) => "Not a regular file".to_owned(),
+                    _ => crate::capabilities::io_strerror(&source),
+                };
+                return Err(ConfigError::Required {
+                    path: config_file.to_owned(),
+                    reason,
+                });
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => KeyFile::default(),
             Err(source) => {
                 return Err(ConfigError::Read {
@@ -261,9 +278,8 @@ impl Config {
         key("verbose", &self.verbose.to_string());
         key("retry-path", &self.retry_path.to_string());
         key("block-rpcs", &self.block_rpcs.join(","));
-        if let Some(allow) = &self.allow_rpcs {
-            key("allow-rpcs", &allow.join(","));
-        }
+        // qemu-ga 10.0 prints the line even when empty.
+        key("allow-rpcs", &self.allow_rpcs.as_deref().unwrap_or_default().join(","));
         if let Some(dir) = &self.handlers_dir {
             key("handlers", &dir.to_string_lossy());
         }
@@ -278,6 +294,31 @@ impl Config {
         }
         out
     }
+}
+
+/// The key file to read: `-c FILE`, else `$QGA_CONF`, else the default.
+pub fn config_file(cli: &Cli, qga_conf: Option<std::ffi::OsString>) -> PathBuf {
+    match (&cli.config, qga_conf) {
+        (Some(path), _) => path.clone(),
+        (None, Some(env)) => PathBuf::from(env),
+        (None, None) => PathBuf::from(DEFAULT_CONFIG_FILE),
+    }
+}
+
+/// A message as GLib's g_critical prints it to stderr when no program name
+/// is set (qemu-ga's configuration errors): a newline, then `** (process:PID):
+/// CRITICAL **: HH:MM:SS.mmm: MESSAGE`, the time local, `now_ns` and
+/// `offset_seconds` east of UTC.
+pub fn glib_critical(pid: u32, now_ns: i64, offset_seconds: i32, message: &str) -> String {
+    let local_ms = now_ns.div_euclid(1_000_000) + i64::from(offset_seconds) * 1000;
+    let ms_of_day = local_ms.rem_euclid(86_400_000);
+    format!(
+        "\n** (process:{pid}): CRITICAL **: {:02}:{:02}:{:02}.{:03}: {message}",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000
+    )
 }
 
 #[cfg(test)]
@@ -301,7 +342,45 @@ mod tests {
         let config = load(&[], "").unwrap();
         assert_eq!(
             config.dump(),
-            "[general]\ndaemon=false\nmethod=virtio-serial\npath=/dev/virtio-ports/org.qemu.guest_agent.0\npidfile=/var/run/qemu-ga.pid\nstatedir=/var/run\nverbose=false\nretry-path=false\nblock-rpcs=\n"
+            "[general]\ndaemon=false\nmethod=virtio-serial\npath=/dev/virtio-ports/org.qemu.guest_agent.0\npidfile=/var/run/qemu-ga.pid\nstatedir=/var/run\nverbose=false\nretry-path=false\nblock-rpcs=\nallow-rpcs=\n"
+        );
+    }
+
+    #[test]
+    fn a_config_file_named_with_c_must_exist_the_default_need_not() {
+        let cli = |args: &[&str]| {
+            Cli::parse_from(crate::cli::normalize_args(
+                std::iter::once("qga".to_string()).chain(args.iter().map(|s| s.to_string())),
+            ))
+        };
+        let missing = Path::new("/nonexistent/qga-test.conf");
+        let err = Config::load(&cli(&["-c", "/nonexistent/qga-test.conf"]), missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error loading configuration from path: /nonexistent/qga-test.conf, No such file or directory"
+        );
+        assert!(Config::load(&cli(&[]), missing).is_ok());
+        let err = Config::load(&cli(&["-c", "/"]), Path::new("/")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error loading configuration from path: /, Not a regular file"
+        );
+        let env = Some(std::ffi::OsString::from("/env.conf"));
+        assert_eq!(
+            config_file(&cli(&["--config", "/c.conf"]), env.clone()),
+            Path::new("/c.conf")
+        );
+        assert_eq!(config_file(&cli(&[]), env), Path::new("/env.conf"));
+        assert_eq!(config_file(&cli(&[]), None), Path::new(DEFAULT_CONFIG_FILE));
+    }
+
+    #[test]
+    fn glib_critical_format() {
+        // 2026-12-06 08:04:00.613 UTC, one hour east
+        let ns = 1_796_544_240_613_000_000;
+        assert_eq!(
+            glib_critical(42, ns, 3600, "boom"),
+            "\n** (process:42): CRITICAL **: 09:04:00.613: boom"
         );
     }
 

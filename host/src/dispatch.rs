@@ -97,9 +97,12 @@ struct Entry {
     success_response: bool,
 }
 
-/// The order in which qemu-ga 7.2 lists its commands in `guest-info`;
-/// commands it does not know come after these, by name.
+/// The order in which qemu-ga lists its commands in `guest-info` (10.0's
+/// two additions first, then 7.2's list); commands it does not know come
+/// after these, by name.
 const QEMU_GA_ORDER: &[&str] = &[
+    "guest-network-get-route",
+    "guest-get-load",
     "guest-get-cpustats",
     "guest-get-diskstats",
     "guest-ssh-remove-authorized-keys",

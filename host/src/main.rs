@@ -23,8 +23,17 @@ fn main() -> ExitCode {
         println!("qga {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let config = match Config::load(&cli, &config_file()) {
+    let config = match Config::load(&cli, &config::config_file(&cli, std::env::var_os("QGA_CONF"))) {
         Ok(config) => config,
+        Err(e @ config::ConfigError::Required { .. }) => {
+            // qemu-ga 10.0's g_critical line, then exit status 1
+            let (now_ns, offset) = qga::capabilities::clock::local_now();
+            eprintln!(
+                "{}",
+                config::glib_critical(std::process::id(), now_ns, offset, &e.to_string())
+            );
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("qga: {e}");
             return ExitCode::FAILURE;
@@ -86,10 +95,6 @@ fn run_subcommand(command: &Subcommand) -> ExitCode {
     }
 }
 
-fn config_file() -> PathBuf {
-    std::env::var_os("QGA_CONF").map_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_FILE), PathBuf::from)
-}
-
 /// A runtime that only lists the families and their commands: nothing is
 /// compiled and nothing on disk is touched.
 fn inspection_runtime(handlers_dir: Option<PathBuf>, policy: Arc<Policy>) -> Result<Arc<Runtime>, String> {
@@ -105,7 +110,8 @@ fn inspection_runtime(handlers_dir: Option<PathBuf>, policy: Arc<Policy>) -> Res
 /// handlers and policy keys, overridden by the subcommand's options.
 fn policy_view(source: &PolicySource) -> Result<(Policy, Dispatcher, Arc<Runtime>), String> {
     let cli = Cli::parse_from(["qga"]);
-    let config = Config::load(&cli, &config_file()).map_err(|e| e.to_string())?;
+    let config =
+        Config::load(&cli, &config::config_file(&cli, std::env::var_os("QGA_CONF"))).map_err(|e| e.to_string())?;
     let policy_path = source.policy.clone().or(config.policy.clone());
     let policy = match &policy_path {
         Some(path) => Policy::load(path).map_err(|e| e.to_string())?,

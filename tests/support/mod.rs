@@ -80,6 +80,37 @@ pub fn qemu_ga_binary() -> PathBuf {
     path
 }
 
+/// The second reference, qemu-ga 10.0: the wrapper that
+/// `../shared/tools/qemu-ga-10.sh` (beside the project, read-only) prints
+/// after fetching Debian 13's package into a private directory. The script
+/// runs once per test process; a test that needs it fails loudly when it
+/// cannot.
+pub fn qemu_ga_10_binary() -> PathBuf {
+    static WRAPPER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WRAPPER
+        .get_or_init(|| {
+            // ../shared from the project root (one level further up from a
+            // worktree under wt/).
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let script = ["../shared/tools/qemu-ga-10.sh", "../../shared/tools/qemu-ga-10.sh"]
+                .iter()
+                .map(|p| root.join(p))
+                .find(|p| p.is_file())
+                .expect("../shared/tools/qemu-ga-10.sh beside the project");
+            let out = Command::new("bash")
+                .arg(&script)
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+            assert!(out.status.success(), "{} failed", script.display());
+            let text = String::from_utf8(out.stdout).unwrap();
+            let wrapper = PathBuf::from(text.lines().last().unwrap_or_default().trim());
+            assert!(wrapper.is_file(), "{} printed no wrapper: {text}", script.display());
+            wrapper
+        })
+        .clone()
+}
+
 /// A private scratch directory, removed on drop.
 pub struct Scratch(pub PathBuf);
 
@@ -122,6 +153,10 @@ impl Agent {
 
     pub fn qemu_ga(args: &[&str]) -> Agent {
         Agent::start(&qemu_ga_binary(), args)
+    }
+
+    pub fn qemu_ga_10(args: &[&str]) -> Agent {
+        Agent::start(&qemu_ga_10_binary(), args)
     }
 
     pub fn start(binary: &Path, args: &[&str]) -> Agent {

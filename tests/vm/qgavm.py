@@ -427,6 +427,15 @@ sync
 $mode
 """
 
+# /sbin/poweroff, /sbin/halt, /sbin/reboot: qga runs the mode's own program
+# when it is executable (qemu-ga 10's fallback for systems without systemd);
+# the same console line as /sbin/shutdown's, then busybox's applet.
+OWN_PROGRAM = r"""#!/bin/sh
+echo "QGA-VM-SHUTDOWN @MODE@" > /dev/console
+sync
+exec /usr/bin/busybox @MODE@ "$@"
+"""
+
 INITTAB = """::sysinit:/etc/qgavm/rc.sysinit
 ::respawn:/etc/qgavm/run-agent
 ::ctrlaltdel:/bin/reboot
@@ -507,6 +516,10 @@ def build(args):
         if os.path.lexists(st.p("/sbin/shutdown")):
             os.unlink(st.p("/sbin/shutdown"))
         st.write("/sbin/shutdown", SHUTDOWN, 0o755)
+        for mode in ("poweroff", "halt", "reboot"):
+            if os.path.lexists(st.p("/sbin/" + mode)):
+                os.unlink(st.p("/sbin/" + mode))
+            st.write("/sbin/" + mode, OWN_PROGRAM.replace("@MODE@", mode), 0o755)
         st.write("/init", "#!/bin/sh\nexec /bin/busybox init\n", 0o755)
         # the agent and the extra files, with their shared libraries
         st.copy_with_libs(agent, agent_guest)

@@ -39,7 +39,9 @@ pub fn decode_mntname(raw: &str) -> String {
 
 /// qemu-ga's mount list from /proc/self/mountinfo: every line with a block
 /// device (major != 0), plus btrfs whose source `block_dev` resolves to a
-/// block device node's numbers.
+/// block device node's numbers; a device already listed (a bind mount, or
+/// the same filesystem mounted twice) is skipped, as qemu-ga 10.0 skips it
+/// (freezing it twice deadlocked; qemu issues #520, #592).
 pub fn parse_mountinfo(text: &str, block_dev: &dyn Fn(&str) -> Option<(u32, u32)>) -> Vec<Mount> {
     let mut out = Vec::new();
     for line in text.lines() {
@@ -74,6 +76,12 @@ pub fn parse_mountinfo(text: &str, block_dev: &dyn Fn(&str) -> Option<(u32, u32)
                 None => continue,
             }
         }
+        if out
+            .iter()
+            .any(|m: &Mount| (m.devmajor, m.devminor) == (devmajor, devminor))
+        {
+            continue;
+        }
         out.push(Mount {
             dirname: decode_mntname(dir),
             devtype,
@@ -104,6 +112,19 @@ mod tests {
             .collect();
         assert_eq!(names, [("/", 254, 0), ("/mnt/a b", 7, 0), ("/data", 8, 16)]);
         assert_eq!(mounts[1].devtype, "ext4");
+    }
+
+    #[test]
+    fn a_device_already_listed_is_a_bind_mount_and_skipped() {
+        let text = "27 1 254:0 / / rw - ext4 /dev/vda rw\n\
+                    90 27 7:0 / /mnt/a rw - ext4 /dev/loop0 rw\n\
+                    91 27 7:0 / /mnt/bind rw - ext4 /dev/loop0 rw\n\
+                    92 27 7:0 /sub /srv/sub rw - ext4 /dev/loop0 rw\n\
+                    93 27 0:50 / /data rw - btrfs /dev/sdz rw\n\
+                    94 27 0:51 / /data2 rw - btrfs /dev/sdz rw\n";
+        let dev = |p: &str| (p == "/dev/sdz").then_some((8, 16));
+        let dirs: Vec<_> = parse_mountinfo(text, &dev).into_iter().map(|m| m.dirname).collect();
+        assert_eq!(dirs, ["/", "/mnt/a", "/data"]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! The child table lives in the host (`qga:agent/process`): children are
 //! spawned, fed, captured and reaped there, so they outlive this component
 //! (and a swap of it). This component shapes arguments and answers as
-//! qemu-ga 7.2 does.
+//! qemu-ga 7.2 does, with qemu-ga 10.0's capture-output modes.
 
 pub mod logic;
 
@@ -15,14 +15,31 @@ mod component {
     });
 
     use super::logic;
-    use exports::qga::agent::exec::{ExecStarted, ExecStatus, Guest};
-    use qga::agent::process::{self, SpawnRequest};
+    use exports::qga::agent::exec::{
+        ExecStarted, ExecStatus, Guest, GuestExecCaptureOutput, GuestExecCaptureOutputMode,
+    };
+    use qga::agent::process::{self, CaptureMode, SpawnRequest};
     use qga::agent::types::QgaError;
 
     struct Exec;
 
     fn err(desc: String) -> QgaError {
         QgaError { desc }
+    }
+
+    /// qemu-ga 10.0: `true` is `separated`, `false` (or nothing) `none`.
+    fn capture_mode(capture: Option<GuestExecCaptureOutput>) -> CaptureMode {
+        match capture {
+            None | Some(GuestExecCaptureOutput::Flag(false)) => CaptureMode::None,
+            Some(GuestExecCaptureOutput::Flag(true)) => CaptureMode::Separated,
+            Some(GuestExecCaptureOutput::Mode(mode)) => match mode {
+                GuestExecCaptureOutputMode::None => CaptureMode::None,
+                GuestExecCaptureOutputMode::Stdout => CaptureMode::Stdout,
+                GuestExecCaptureOutputMode::Stderr => CaptureMode::Stderr,
+                GuestExecCaptureOutputMode::Separated => CaptureMode::Separated,
+                GuestExecCaptureOutputMode::Merged => CaptureMode::Merged,
+            },
+        }
     }
 
     impl Guest for Exec {
@@ -47,7 +64,7 @@ mod component {
             arg: Option<Vec<String>>,
             env: Option<Vec<String>>,
             input_data: Option<String>,
-            capture_output: Option<bool>,
+            capture_output: Option<GuestExecCaptureOutput>,
         ) -> Result<ExecStarted, QgaError> {
             let input = match input_data {
                 Some(text) => Some(logic::decode_base64(&text).map_err(err)?),
@@ -58,7 +75,7 @@ mod component {
                 args: arg.unwrap_or_default(),
                 env,
                 input,
-                capture: capture_output.unwrap_or(false),
+                capture: capture_mode(capture_output),
             };
             let pid = process::spawn(&req).map_err(|m| err(logic::command_failed(&m)))?;
             Ok(ExecStarted { pid })

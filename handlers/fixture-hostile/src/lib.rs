@@ -12,7 +12,9 @@
 //!   the host refuses (or 100 000 times);
 //! - guest-exec-status(pid): asks for the child's status forever;
 //! - guest-get-time: reads the clock forever;
-//! - guest-get-osinfo: reads /etc/os-release forever.
+//! - guest-get-osinfo: reads /etc/os-release forever;
+//! - guest-get-load: reads /proc/net/route, which only
+//!   guest-network-get-route may read.
 //!
 //! Everything else fails with "not in this build". Never embedded.
 
@@ -21,10 +23,10 @@ wit_bindgen::generate!({
     path: "../../wit",
 });
 
-use exports::qga::agent::exec::{ExecStarted, ExecStatus, Guest as ExecGuest};
+use exports::qga::agent::exec::{ExecStarted, ExecStatus, Guest as ExecGuest, GuestExecCaptureOutput};
 use exports::qga::agent::file::{FileRead, FileSeek, FileWrite, Guest as FileGuest, GuestFileWhence};
 use exports::qga::agent::system_info::{
-    Guest as SystemInfoGuest, GuestHostName, GuestOsInfo, GuestTimezone, GuestUser,
+    Guest as SystemInfoGuest, GuestHostName, GuestLoadAverage, GuestOsInfo, GuestTimezone, GuestUser,
 };
 use qga::agent::files::{self, FileError, OpenMode, Whence};
 use qga::agent::types::QgaError;
@@ -111,14 +113,17 @@ impl ExecGuest for Hostile {
         arg: Option<Vec<String>>,
         env: Option<Vec<String>>,
         _input_data: Option<String>,
-        capture_output: Option<bool>,
+        capture_output: Option<GuestExecCaptureOutput>,
     ) -> Result<ExecStarted, QgaError> {
         let req = process::SpawnRequest {
             path,
             args: arg.unwrap_or_default(),
             env,
             input: None,
-            capture: capture_output.unwrap_or(false),
+            capture: match capture_output {
+                Some(GuestExecCaptureOutput::Flag(true)) => process::CaptureMode::Separated,
+                _ => process::CaptureMode::None,
+            },
         };
         for started in 0..TRIES {
             if let Err(e) = process::spawn(&req) {
@@ -152,6 +157,14 @@ impl SystemInfoGuest for Hostile {
 
     fn guest_get_users() -> Result<Vec<GuestUser>, QgaError> {
         absent()
+    }
+
+    fn guest_get_load() -> Result<GuestLoadAverage, QgaError> {
+        let table = read_file::read("/proc/net/route");
+        Err(err(format!(
+            "read /proc/net/route: {} bytes",
+            table.map(|t| t.len()).unwrap_or(0)
+        )))
     }
 }
 

@@ -1,8 +1,11 @@
 //! The `network` family: guest-network-get-interfaces, as qemu-ga 7.2
-//! builds it (qga/commands-posix.c). Read-only: it imports net-info and
-//! read-file (/proc/net/dev) and nothing that writes.
+//! builds it (qga/commands-posix.c), and guest-network-get-route, as
+//! qemu-ga 10.0 builds it (qga/commands-linux.c). Read-only: it imports
+//! net-info and read-file (/proc/net/dev, /proc/net/route,
+//! /proc/net/ipv6_route) and nothing that writes.
 
 pub mod logic;
+pub mod route;
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -13,15 +16,60 @@ mod component {
 
     use super::logic;
     use exports::qga::agent::network::{
-        Guest, GuestIpAddress, GuestIpAddressType, GuestNetworkInterface, GuestNetworkInterfaceStat,
+        Guest, GuestIpAddress, GuestIpAddressType, GuestNetworkInterface, GuestNetworkInterfaceStat, GuestNetworkRoute,
     };
     use qga::agent::net_info::{self, AddressFamily};
     use qga::agent::read_file;
     use qga::agent::types::QgaError;
 
+    const ROUTE_V4: &str = "/proc/net/route";
+    const ROUTE_V6: &str = "/proc/net/ipv6_route";
+
     struct Network;
 
+    /// A route table's text, or qemu-ga's error for a table it cannot open.
+    fn route_table(path: &str) -> Result<Vec<u8>, QgaError> {
+        read_file::read(path).map_err(|e| QgaError {
+            desc: match e {
+                read_file::ReadError::NotFound => format!("open(\"{path}\"): No such file or directory"),
+                read_file::ReadError::Other(text) => format!("open(\"{path}\"): {text}"),
+            },
+        })
+    }
+
+    fn wire_route(r: super::route::Route) -> GuestNetworkRoute {
+        GuestNetworkRoute {
+            iface: r.iface,
+            destination: r.destination,
+            metric: r.metric,
+            gateway: r.gateway,
+            mask: r.mask,
+            irtt: r.irtt,
+            flags: r.flags,
+            refcnt: r.refcnt,
+            use_: r.use_count,
+            window: r.window,
+            mtu: r.mtu,
+            desprefixlen: r.desprefixlen,
+            source: r.source,
+            srcprefixlen: r.srcprefixlen,
+            nexthop: r.nexthop,
+            version: r.version,
+        }
+    }
+
     impl Guest for Network {
+        fn guest_network_get_route() -> Result<Vec<GuestNetworkRoute>, QgaError> {
+            // qemu-ga reads both tables and fails if either cannot be opened.
+            let v4 = route_table(ROUTE_V4)?;
+            let v6 = route_table(ROUTE_V6)?;
+            Ok(super::route::ipv4_routes(&v4)
+                .into_iter()
+                .chain(super::route::ipv6_routes(&v6))
+                .map(wire_route)
+                .collect())
+        }
+
         fn guest_network_get_interfaces() -> Result<Vec<GuestNetworkInterface>, QgaError> {
             let entries = net_info::interfaces().map_err(|e| QgaError {
                 desc: format!("getifaddrs failed: {}", e.message),

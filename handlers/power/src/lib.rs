@@ -31,6 +31,9 @@ mod component {
                 Err(SpawnError::InputFailed(e) | SpawnError::Other(e)) => Outcome::SpawnFailed(e),
             }
         }
+        fn is_executable(&mut self, program: &str) -> bool {
+            helper::is_executable(program)
+        }
         fn read_state(&mut self) -> Option<Vec<u8>> {
             sysfs::read(logic::SYS_STATE, 31).ok()
         }

@@ -1,7 +1,14 @@
-//! qemu-ga 7.2's guest-shutdown and guest_suspend().
+//! qemu-ga 7.2's guest-shutdown (with qemu-ga 10's fallback for systems
+//! without systemd) and guest_suspend().
 
 pub const SYS_STATE: &str = "/sys/power/state";
 pub const SHUTDOWN: &str = "/sbin/shutdown";
+/// The mode's own program, run without arguments in place of
+/// /sbin/shutdown when it is executable (qemu-ga 10: systems whose
+/// shutdown is not systemd's, e.g. busybox, lack `shutdown -h -P +0`).
+pub const POWEROFF: &str = "/sbin/poweroff";
+pub const HALT: &str = "/sbin/halt";
+pub const REBOOT: &str = "/sbin/reboot";
 
 /// How a helper ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,22 +23,30 @@ pub enum Outcome {
 
 pub trait Power {
     fn run(&mut self, program: &str, args: &[&str]) -> Outcome;
+    /// access(program, X_OK) == 0.
+    fn is_executable(&mut self, program: &str) -> bool;
     /// Up to 31 bytes of /sys/power/state; None when it cannot be read.
     fn read_state(&mut self) -> Option<Vec<u8>>;
     /// Write /sys/power/state; false on failure.
     fn write_state(&mut self, data: &str) -> bool;
 }
 
-/// guest-shutdown: fork + exec `/sbin/shutdown -h FLAG +0 "hypervisor
-/// initiated shutdown"`, wait for it.
+/// guest-shutdown: fork + exec the mode's own program (/sbin/poweroff,
+/// /sbin/halt, /sbin/reboot) when it is executable, else `/sbin/shutdown -h
+/// FLAG +0 "hypervisor initiated shutdown"`, and wait for it.
 pub fn shutdown(p: &mut dyn Power, mode: Option<&str>) -> Result<(), String> {
-    let flag = match mode {
-        None | Some("powerdown") => "-P",
-        Some("halt") => "-H",
-        Some("reboot") => "-r",
+    let (flag, own) = match mode {
+        None | Some("powerdown") => ("-P", POWEROFF),
+        Some("halt") => ("-H", HALT),
+        Some("reboot") => ("-r", REBOOT),
         Some(_) => return Err("mode is invalid (valid values are: halt|powerdown|reboot".into()),
     };
-    match p.run(SHUTDOWN, &["-h", flag, "+0", "hypervisor initiated shutdown"]) {
+    let outcome = if p.is_executable(own) {
+        p.run(own, &[])
+    } else {
+        p.run(SHUTDOWN, &["-h", flag, "+0", "hypervisor initiated shutdown"])
+    };
+    match outcome {
         Outcome::Exited(0) => Ok(()),
         // exec failing in qemu-ga's child is _exit(EXIT_FAILURE)
         Outcome::Exited(_) | Outcome::NotFound => Err("child process has failed to shutdown".into()),
@@ -186,6 +201,7 @@ mod tests {
         state: Option<Vec<u8>>,
         ran: Vec<String>,
         written: Vec<String>,
+        executable: Vec<String>,
     }
 
     impl Power for Fake {
@@ -196,6 +212,9 @@ mod tests {
                 .join(" ");
             self.ran.push(line.clone());
             self.programs.get(&line).cloned().unwrap_or(Outcome::NotFound)
+        }
+        fn is_executable(&mut self, program: &str) -> bool {
+            self.executable.iter().any(|p| p == program)
         }
         fn read_state(&mut self) -> Option<Vec<u8>> {
             self.state.clone()
@@ -225,6 +244,30 @@ mod tests {
             Err("mode is invalid (valid values are: halt|powerdown|reboot".into())
         );
         assert_eq!(f.ran.len(), 3);
+    }
+
+    #[test]
+    fn shutdown_runs_the_modes_own_program_when_executable() {
+        let mut f = Fake {
+            executable: vec![POWEROFF.into(), REBOOT.into()],
+            ..Fake::default()
+        };
+        f.programs.insert(POWEROFF.into(), Outcome::Exited(0));
+        assert_eq!(shutdown(&mut f, None), Ok(()));
+        assert_eq!(
+            shutdown(&mut f, Some("reboot")),
+            Err("child process has failed to shutdown".into())
+        );
+        // no /sbin/halt: shutdown -h -H as before
+        assert!(shutdown(&mut f, Some("halt")).is_err());
+        assert_eq!(
+            f.ran,
+            [
+                "/sbin/poweroff",
+                "/sbin/reboot",
+                "/sbin/shutdown -h -H +0 hypervisor initiated shutdown"
+            ]
+        );
     }
 
     #[test]

@@ -123,16 +123,20 @@ mod component {
             Ok(infos
                 .into_iter()
                 .map(|fs| {
-                    let (used, total) = match fs_stat::statvfs(&fs.mountpoint) {
+                    // qemu-ga 10.0: used and total as 7.2 (total what a
+                    // non-root user may fill), and the whole size root may
+                    // fill as total-bytes-privileged.
+                    let (used, total, privileged) = match fs_stat::statvfs(&fs.mountpoint) {
                         Ok(u) => {
                             let used = u.blocks.wrapping_sub(u.blocks_free);
                             let nonroot_total = used.wrapping_add(u.blocks_available);
                             (
                                 Some(used.wrapping_mul(u.fragment_size)),
                                 Some(nonroot_total.wrapping_mul(u.fragment_size)),
+                                Some(u.blocks.wrapping_mul(u.fragment_size)),
                             )
                         }
-                        Err(_) => (None, None),
+                        Err(_) => (None, None, None),
                     };
                     GuestFilesystemInfo {
                         name: fs.name,
@@ -140,6 +144,7 @@ mod component {
                         type_: fs.fstype,
                         used_bytes: used,
                         total_bytes: total,
+                        total_bytes_privileged: privileged,
                         disk: fs.disk.into_iter().map(address).collect(),
                     }
                 })

@@ -1,7 +1,8 @@
 //! The `system-info` family: guest-get-time, guest-get-host-name,
-//! guest-get-timezone, guest-get-osinfo, guest-get-users.
+//! guest-get-timezone, guest-get-osinfo, guest-get-users, guest-get-load.
 //!
-//! The answers reproduce qemu-ga 7.2 (qga/commands-posix.c, commands.c).
+//! The answers reproduce qemu-ga 7.2 (qga/commands-posix.c, commands.c);
+//! guest-get-load, qemu-ga 10.0's.
 //! Everything that decides an answer lives in [`logic`], plain functions
 //! tested natively; the component glue below only moves values.
 
@@ -15,10 +16,12 @@ mod component {
     });
 
     use super::logic;
-    use exports::qga::agent::system_info::{Guest, GuestHostName, GuestOsInfo, GuestTimezone, GuestUser};
+    use exports::qga::agent::system_info::{
+        Guest, GuestHostName, GuestLoadAverage, GuestOsInfo, GuestTimezone, GuestUser,
+    };
     use qga::agent::read_file;
     use qga::agent::types::QgaError;
-    use qga::agent::{clock, host_info};
+    use qga::agent::{clock, host_info, load_average};
 
     struct SystemInfo;
 
@@ -68,6 +71,15 @@ mod component {
                 version_id: f.version_id,
                 variant: f.variant,
                 variant_id: f.variant_id,
+            })
+        }
+
+        fn guest_get_load() -> Result<GuestLoadAverage, QgaError> {
+            let load = load_average::get().map_err(|e| err(e.desc))?;
+            Ok(GuestLoadAverage {
+                load1m: load.one,
+                load5m: load.five,
+                load15m: load.fifteen,
             })
         }
 

@@ -16,6 +16,7 @@ pub mod fs_stat;
 pub mod glob;
 pub mod helper;
 pub mod host_info;
+pub mod load_average;
 pub mod net_info;
 pub mod process;
 pub mod read_file;
@@ -91,10 +92,11 @@ pub enum Capability {
     Helper,
     ClockSet,
     AuthorizedKeys,
+    LoadAverage,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 13] = [
+    pub const ALL: [Capability; 14] = [
         Capability::Clock,
         Capability::HostInfo,
         Capability::ReadFile,
@@ -108,6 +110,7 @@ impl Capability {
         Capability::Helper,
         Capability::ClockSet,
         Capability::AuthorizedKeys,
+        Capability::LoadAverage,
     ];
 
     /// The interface's name as a component imports it.
@@ -126,6 +129,7 @@ impl Capability {
             Capability::Helper => "qga:agent/helper",
             Capability::ClockSet => "qga:agent/clock-set",
             Capability::AuthorizedKeys => "qga:agent/authorized-keys",
+            Capability::LoadAverage => "qga:agent/load-average",
         }
     }
 
@@ -150,6 +154,9 @@ impl Capability {
             Capability::ClockSet => qga::agent::clock_set::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
             Capability::AuthorizedKeys => {
                 qga::agent::authorized_keys::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
+            }
+            Capability::LoadAverage => {
+                qga::agent::load_average::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
             }
         }
     }
@@ -290,6 +297,7 @@ impl Grant {
             | Capability::HostInfo
             | Capability::NetInfo
             | Capability::Sysfs
+            | Capability::LoadAverage
             | Capability::ReadFile => true,
             Capability::Freeze => self.mounts.is_empty(),
             _ => false,
@@ -318,6 +326,7 @@ impl Grant {
                 }
                 g
             }
+            "guest-get-load" => Grant::none().with(Capability::LoadAverage),
             "guest-get-users" => {
                 let mut g = Grant::none().with(Capability::ReadFile);
                 g.read_files.push("/var/run/utmp".into());
@@ -391,6 +400,15 @@ impl Grant {
                 g.read_files.push("/proc/net/dev".into());
                 g
             }
+            // qemu-ga 9.1: both route tables, nothing else; a table of
+            // 100,000 IPv6 routes still fits.
+            "guest-network-get-route" => {
+                let mut g = Grant::none().with(Capability::ReadFile);
+                g.read_files.push(ROUTE_V4.into());
+                g.read_files.push(ROUTE_V6.into());
+                g.read_limit = 16 << 20;
+                g
+            }
             "guest-get-vcpus" => Grant::none().with(Capability::Sysfs).sysfs_reads(VCPU_READ),
             "guest-set-vcpus" => Grant::none()
                 .with(Capability::Sysfs)
@@ -421,6 +439,11 @@ impl Grant {
                         "+0",
                         "hypervisor initiated shutdown",
                     ]));
+                }
+                // qemu-ga 10: the mode's own program, without arguments,
+                // where it is executable.
+                for program in ["/sbin/poweroff", "/sbin/halt", "/sbin/reboot"] {
+                    g.helpers.push(argv(&[program]));
                 }
                 g.deadline = HELPER_DEADLINE;
                 g
@@ -524,6 +547,10 @@ pub fn strerror(errno: i32) -> String {
         None => text,
     }
 }
+
+/// The route tables guest-network-get-route reads.
+pub const ROUTE_V4: &str = "/proc/net/route";
+pub const ROUTE_V6: &str = "/proc/net/ipv6_route";
 
 /// The mount table the storage commands read (the agent's own, as qemu-ga).
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -685,6 +712,10 @@ mod tests {
         assert_eq!(caps("guest-get-host-name"), [Capability::HostInfo]);
         assert_eq!(caps("guest-get-osinfo"), [Capability::HostInfo, Capability::ReadFile]);
         assert_eq!(caps("guest-get-users"), [Capability::ReadFile]);
+        assert_eq!(caps("guest-get-load"), [Capability::LoadAverage]);
+        assert!(Grant::builtin("guest-get-load", &no_env).is_prompt());
+        // only guest-get-load may read the load averages
+        assert!(!Grant::builtin("guest-get-host-name", &no_env).allows(Capability::LoadAverage));
         assert!(caps("fixture-ungranted").is_empty());
     }
 
@@ -735,6 +766,13 @@ mod tests {
             Grant::builtin("guest-network-get-interfaces", &no_env).read_files,
             [PathBuf::from("/proc/net/dev")]
         );
+        assert_eq!(caps("guest-network-get-route"), [ReadFile]);
+        let route = Grant::builtin("guest-network-get-route", &no_env);
+        assert_eq!(
+            route.read_files,
+            [PathBuf::from("/proc/net/route"), PathBuf::from("/proc/net/ipv6_route")]
+        );
+        assert!(route.is_prompt() && route.preopens.is_empty() && route.helpers.is_empty());
         // the clock is set only by guest-set-time; get-time cannot
         assert!(!Grant::builtin("guest-get-time", &no_env).allows(ClockSet));
     }

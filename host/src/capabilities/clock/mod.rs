@@ -5,6 +5,13 @@ mod sys;
 use super::qga::agent::clock::{Host, Timezone};
 use super::{CallCtx, Capability, QgaError};
 
+/// The real time (ns since the epoch) and the local zone's offset east
+/// of UTC in seconds (0 when unknown), for the agent's own messages.
+pub fn local_now() -> (i64, i32) {
+    let offset = sys::local_timezone().map_or(0, |(_, offset)| offset);
+    (sys::realtime_ns(), offset)
+}
+
 impl Host for CallCtx {
     fn now_ns(&mut self) -> wasmtime::Result<i64> {
         self.grant.require(&self.command, Capability::Clock)?;

@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use base64::Engine as _;
 
-use super::qga::agent::process::{ChildStatus, Host, SpawnRequest};
+use super::qga::agent::process::{CaptureMode, ChildStatus, Host, SpawnRequest};
 use super::{CallCtx, Capability, Denied, Grant, glob};
 
 /// qemu-ga's GUEST_EXEC_MAX_OUTPUT: bytes kept per captured stream.
@@ -222,8 +222,8 @@ impl ChildTable {
         if slot.is_err() {
             return Err(SpawnFailure::Refused(Refused::Running));
         }
-        let mut child = match sys::spawn(s) {
-            Ok(child) => child,
+        let sys::Started { mut child, merged } = match sys::spawn(s) {
+            Ok(started) => started,
             Err(e) => {
                 self.running.fetch_sub(1, Ordering::AcqRel);
                 return Err(SpawnFailure::Os(e));
@@ -233,11 +233,21 @@ impl ChildTable {
         let pid = i64::from(child.id());
         let entry = Arc::new(Child {
             pid,
-            has_output: s.capture,
+            has_output: s.capture != CaptureMode::None,
             status: Mutex::new(None),
             out: Mutex::new(Capture::default()),
             err: Mutex::new(Capture::default()),
         });
+        // A stream with no reader is finished from the start: the child
+        // counts as exited once it is reaped and every read stream is at
+        // end of file, so its exit code and all its output come together.
+        let stdout: Option<Box<dyn Read + Send>> = match merged {
+            Some(reader) => Some(Box::new(reader)),
+            None => child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        };
+        let stderr = child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>);
+        lock(&entry.out).closed = stdout.is_none();
+        lock(&entry.err).closed = stderr.is_none();
         lock(&self.children).push(entry.clone());
         if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
             // Blocking writes: EPIPE ends them when the child is gone.
@@ -245,10 +255,7 @@ impl ChildTable {
                 let _ = stdin.write_all(&input);
             });
         }
-        for (stream, is_err) in [
-            (child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), false),
-            (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), true),
-        ] {
+        for (stream, is_err) in [(stdout, false), (stderr, true)] {
             if let Some(stream) = stream {
                 let e = entry.clone();
                 let table = self.clone();

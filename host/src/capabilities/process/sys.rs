@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::capabilities::c_string;
+use crate::capabilities::qga::agent::process::CaptureMode;
 
 /// GLib's search path when PATH is unset.
 pub const DEFAULT_PATH: &str = "/bin:/usr/bin:.";
@@ -47,15 +48,23 @@ pub struct Spawn<'a> {
     /// The whole environment ("K=V" entries), or None to inherit.
     pub env: Option<&'a [String]>,
     pub stdin: bool,
-    pub capture: bool,
+    pub capture: CaptureMode,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+}
+
+/// A started child, and in [`CaptureMode::Merged`] the read end of the
+/// one pipe its stdout and stderr share (the child's `stdout` and `stderr`
+/// are then `None`).
+pub struct Started {
+    pub child: Child,
+    pub merged: Option<std::io::PipeReader>,
 }
 
 /// Start a child. std resets SIGPIPE to its default in the child, as
 /// qemu-ga's guest_exec_child_setup does; descriptors other than the
 /// three standard ones are close-on-exec.
-pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Child> {
+pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Started> {
     let mut cmd = Command::new(s.file);
     cmd.arg0(s.argv0).args(s.args);
     if let Some(env) = s.env {
@@ -68,15 +77,34 @@ pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Child> {
         }
     }
     cmd.stdin(if s.stdin { Stdio::piped() } else { Stdio::null() });
-    let out = || if s.capture { Stdio::piped() } else { Stdio::null() };
-    cmd.stdout(out()).stderr(out());
+    let piped = |yes: bool| if yes { Stdio::piped() } else { Stdio::null() };
+    let mut merged = None;
+    match s.capture {
+        CaptureMode::None => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        CaptureMode::Stdout | CaptureMode::Stderr | CaptureMode::Separated => {
+            let out = matches!(s.capture, CaptureMode::Stdout | CaptureMode::Separated);
+            let err = matches!(s.capture, CaptureMode::Stderr | CaptureMode::Separated);
+            cmd.stdout(piped(out)).stderr(piped(err));
+        }
+        CaptureMode::Merged => {
+            // One pipe (both ends close-on-exec); the child gets its write
+            // end as fd 1 and fd 2. The parent's write ends close with
+            // `cmd`, at the end of this function.
+            let (reader, writer) = std::io::pipe()?;
+            cmd.stdout(Stdio::from(writer.try_clone()?)).stderr(Stdio::from(writer));
+            merged = Some(reader);
+        }
+    }
     if let Some(gid) = s.gid {
         cmd.gid(gid);
     }
     if let Some(uid) = s.uid {
         cmd.uid(uid);
     }
-    cmd.spawn()
+    let child = cmd.spawn()?;
+    Ok(Started { child, merged })
 }
 
 /// Mark every descriptor above 2 close-on-exec, once at start-up.
