@@ -32,6 +32,7 @@ use crate::dispatch::{Backend, CommandSpec};
 use crate::policy::{Policy, Ungranted};
 use crate::protocol::{ErrorClass, QmpError};
 use crate::qobject::{Dict, Value};
+use crate::write_gate::WriteGate;
 use limits::{CallLimiter, MemoryLimitHit};
 use ticker::{TICK, Ticker, TickerThread};
 
@@ -76,6 +77,8 @@ pub struct RuntimeConfig {
     pub policy: Arc<Policy>,
     /// `-F`/`fsfreeze-hook`: the hook run with `freeze` and `thaw`.
     pub fsfreeze_hook: Option<PathBuf>,
+    /// The agent's log writes pass this gate; a freeze closes it.
+    pub write_gate: Arc<WriteGate>,
 }
 
 impl RuntimeConfig {
@@ -91,6 +94,7 @@ impl RuntimeConfig {
             host_state: None,
             policy: Arc::new(Policy::default()),
             fsfreeze_hook: None,
+            write_gate: WriteGate::new(),
         }
     }
 
@@ -371,7 +375,11 @@ impl Runtime {
             Some(s) => s.clone(),
             None => Arc::new(HostState::new(&config.state_dir)),
         };
-        let freeze = Arc::new(FreezeState::load(&config.state_dir, config.fsfreeze_hook.clone()));
+        let freeze = Arc::new(FreezeState::load(
+            &config.state_dir,
+            config.fsfreeze_hook.clone(),
+            config.write_gate.clone(),
+        ));
         let mut inner = Inner {
             state,
             engine: engine.clone(),
