@@ -6,10 +6,11 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use support::loopfs::LoopFs;
-use support::{Agent, Client, settle};
+use support::{Agent, Client, Scratch, settle};
 
 /// guest-fsfreeze-thaw thaws every mounted filesystem: tests that freeze
 /// run one at a time.
@@ -106,4 +107,152 @@ fn audit_and_log_on_the_frozen_filesystem_never_stall_the_agent() {
     rx.recv_timeout(Duration::from_secs(30))
         .expect("a write on the thawed filesystem completes")
         .unwrap();
+}
+
+/// A handlers directory for `agent`: the fixture family, or given bytes as
+/// `<family>.wasm`.
+fn handlers_dir(scratch: &Scratch, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = scratch.path("handlers");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (family, bytes) in files {
+        std::fs::write(dir.join(format!("{family}.wasm")), bytes).unwrap();
+    }
+    dir
+}
+
+fn error(desc: &str) -> String {
+    format!(r#"{{"error": {{"class": "GenericError", "desc": "{desc}"}}}}"#)
+}
+
+/// The issue's exploit: a hostile guest-file-read (handlers/fixture-hostile
+/// installed as the file family) that reads 48 MiB, seeks back and keeps
+/// every chunk; the host holds the chunks' data. Before the blob budget the
+/// root agent reached 2.1 GiB in one 2 s call. Now the blobs count against
+/// the call's memory budget: the call fails with the memory-limit error
+/// after a few reads, and the agent's peak resident memory stays far below.
+#[test]
+fn hoarded_file_reads_hit_the_call_budget_and_host_memory_stays_bounded() {
+    let scratch = Scratch::new("hoard");
+    let hostile = std::fs::read(env!("QGA_TEST_FIXTURE_HOSTILE")).unwrap();
+    let handlers = handlers_dir(&scratch, &[("file", &hostile)]);
+    let policy = scratch.path("policy.toml");
+    std::fs::write(&policy, "[command.\"guest-file-read\"]\ndeadline = \"2s\"\n").unwrap();
+    let data = scratch.path("data");
+    std::fs::write(&data, vec![0x5au8; 48 << 20]).unwrap();
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
+    let mut c = agent.connect();
+    // The hostile open opens until the host refuses; handle 1000 is one.
+    let open = c.call(&format!(
+        r#"{{"execute":"guest-file-open","arguments":{{"path":"{}"}}}}"#,
+        data.display()
+    ));
+    assert!(open.contains("then: Too many open files"), "{open}");
+    let read = r#"{"execute":"guest-file-read","arguments":{"handle":1000,"count":50331648}}"#;
+    for _ in 0..3 {
+        assert_eq!(
+            c.call(read),
+            error("guest-file-read: handler exceeded its 96 MiB memory limit")
+        );
+    }
+    let peak_mib = agent.peak_rss_kib() >> 10;
+    eprintln!("peak resident memory of the agent: {peak_mib} MiB");
+    assert!(peak_mib < 600, "the agent reached {peak_mib} MiB");
+    // The handles are still there, and the agent still serves.
+    assert_eq!(
+        c.call(r#"{"execute":"guest-file-close","arguments":{"handle":1000}}"#),
+        r#"{"return": {}}"#
+    );
+    assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+}
+
+/// `(memory 1)` as a core module, and the section appending `count`
+/// instances of it to a component.
+fn leb(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn section(id: u8, body: &[u8], out: &mut Vec<u8>) {
+    out.push(id);
+    leb(body.len(), out);
+    out.extend_from_slice(body);
+}
+
+/// `component` with a core module holding one memory appended, instantiated
+/// `count` times: each instance of the component takes `count` more linear
+/// memories, which nothing uses.
+fn with_extra_memories(component: &[u8], count: usize) -> Vec<u8> {
+    use wasmtime::wasmparser::{Parser, Payload};
+    let mut depth = 0usize;
+    let mut modules = 0usize;
+    for payload in Parser::new(0).parse_all(component) {
+        match payload.unwrap() {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            Payload::ModuleSection { .. } if depth == 1 => modules += 1,
+            _ => {}
+        }
+    }
+    let mut out = component.to_vec();
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(5, &[1, 0, 1], &mut module);
+    section(1, &module, &mut out);
+    let mut instances = Vec::new();
+    leb(count, &mut instances);
+    for _ in 0..count {
+        instances.push(0x00);
+        leb(modules, &mut instances);
+        leb(0, &mut instances);
+    }
+    section(2, &instances, &mut out);
+    out
+}
+
+/// The pool holds 64 linear memories for every call at once. A component
+/// declaring 63 memories besides its own took them all for as long as its
+/// call ran (here: fixture-loop, until its deadline), and every other
+/// component call failed meanwhile, thaw included. Now one call may create
+/// at most a few memories: the hostile call fails at once with the limit
+/// named, and thaw and ping work.
+#[test]
+fn a_component_declaring_many_memories_cannot_take_the_pool_from_other_calls() {
+    let _serial = serial();
+    let scratch = Scratch::new("memories");
+    let fixture = std::fs::read(std::path::Path::new(env!("QGA_TEST_FIXTURES")).join("fixture.wasm")).unwrap();
+    let hostile = with_extra_memories(&fixture, 63);
+    let handlers = handlers_dir(&scratch, &[("fixture", &hostile)]);
+    let agent = Agent::qga(&["--handlers", s(&handlers)]);
+    let mut hog = agent.connect();
+    let mut other = agent.connect();
+    assert_eq!(other.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+    let cpu_before = agent.cpu_time();
+    hog.send_line(r#"{"execute":"fixture-loop"}"#);
+    // Either the call was refused, or its instance runs (the agent spins).
+    settle(
+        Duration::from_secs(30),
+        || {
+            hog.has_pending_reply(Duration::from_millis(20))
+                || agent.cpu_time() > cpu_before + Duration::from_millis(300)
+        },
+        |done| *done,
+    );
+    assert_eq!(
+        other.call(r#"{"execute":"guest-fsfreeze-thaw"}"#),
+        r#"{"return": 0}"#,
+        "thaw failed while the hostile call ran"
+    );
+    assert_eq!(other.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+    let reply = hog.read_text();
+    assert!(
+        reply.starts_with(r#"{"error": {"class": "GenericError", "desc": "fixture-loop: handler failed: "#)
+            && reply.contains("memory count too high"),
+        "{reply}"
+    );
 }

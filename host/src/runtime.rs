@@ -980,7 +980,7 @@ impl Inner {
             command: prepared.command.clone(),
             grant: grant.clone(),
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table: resource_table(),
             limiter: CallLimiter::new(grant.memory_bytes),
             state: self.state.clone(),
             freeze: self.freeze.clone(),
@@ -1070,6 +1070,13 @@ impl Inner {
             None => format!("{command}: handler failed: {e:#}"),
         }
     }
+}
+
+/// A call's resource table, capped at [`limits::MAX_RESOURCES`] entries.
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(limits::MAX_RESOURCES);
+    table
 }
 
 /// `qga compile`: precompile every family (embedded and `--handlers`) into
