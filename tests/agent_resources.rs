@@ -256,3 +256,26 @@ fn a_component_declaring_many_memories_cannot_take_the_pool_from_other_calls() {
         "{reply}"
     );
 }
+
+/// No command is granted the network. A component whose handler opens a
+/// TCP socket through WASI (handlers/fixture-socket) created a socket in
+/// the root agent before (the default WASI context allows socket creation;
+/// only addresses were refused). Now `wasi:sockets` is never linked: its
+/// command does not load, and says why.
+#[test]
+fn a_component_importing_wasi_sockets_does_not_load() {
+    let scratch = Scratch::new("sockets");
+    let fixtures = std::path::Path::new(env!("QGA_TEST_FIXTURES"));
+    let bytes = std::fs::read(fixtures.join("fixture-socket.wasm")).unwrap();
+    let handlers = handlers_dir(&scratch, &[("fixture-socket", &bytes)]);
+    let agent = Agent::qga(&["--handlers", s(&handlers)]);
+    let mut c = agent.connect();
+    let reply = c.call(r#"{"execute":"fixture-socket-bind"}"#);
+    assert!(
+        reply.starts_with(
+            r#"{"error": {"class": "GenericError", "desc": "fixture-socket-bind: handler unavailable: cannot link: "#
+        ) && reply.contains("wasi:sockets/"),
+        "{reply}"
+    );
+    assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+}

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod limits;
 pub mod sys;
 pub mod ticker;
+pub mod wasi;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -914,7 +915,8 @@ impl Inner {
     /// permission-denied stubs for everything else the component imports.
     fn linker(&self, component: &Component, command: &str, grant: &Grant) -> wasmtime::Result<Linker<CallCtx>> {
         let mut linker: Linker<CallCtx> = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // Every WASI interface but sockets (see wasi.rs).
+        wasi::add_to_linker(&mut linker)?;
         crate::capabilities::add_types_to_linker(&mut linker)?;
         for cap in &grant.capabilities {
             cap.add_to_linker(&mut linker)?;
