@@ -279,3 +279,66 @@ fn a_component_importing_wasi_sockets_does_not_load() {
     );
     assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+/// A helper that never ends (here a `chpasswd` first in the agent's PATH
+/// that waits on a child of its own) held guest-set-user-password, and its
+/// call slot, forever: no reply ever came. Now the helper runs at most the
+/// command's deadline; then its whole session is killed and the call
+/// answers with the reason.
+#[test]
+fn a_helper_that_never_ends_is_killed_at_the_deadline() {
+    let scratch = Scratch::new("hung-helper");
+    let bin = scratch.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let sleeper = bin.join("qga-hung-helper-sleep");
+    std::fs::copy("/bin/sleep", &sleeper).unwrap();
+    let chpasswd = bin.join("chpasswd");
+    std::fs::write(&chpasswd, format!("#!/bin/sh\n{} 1000 &\nwait\n", sleeper.display())).unwrap();
+    let wrapper = scratch.path("qga-with-path");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nPATH={}:$PATH exec {} \"$@\"\n",
+            bin.display(),
+            support::qga_binary().display()
+        ),
+    )
+    .unwrap();
+    support::run("chmod", &["+x", s(&chpasswd), s(&wrapper)]);
+    let policy = scratch.path("policy.toml");
+    std::fs::write(&policy, "[command.\"guest-set-user-password\"]\ndeadline = \"2s\"\n").unwrap();
+    let agent = Agent::start(&wrapper, &["--policy", s(&policy)]);
+    let mut c = agent.connect();
+    c.send_line(
+        r#"{"execute":"guest-set-user-password","arguments":{"username":"qga-test-no-such-user","password":"eA==","crypted":false}}"#,
+    );
+    assert!(
+        c.has_pending_reply(Duration::from_secs(60)),
+        "no reply: the hung helper holds the call"
+    );
+    assert_eq!(
+        c.read_text(),
+        error(&format!(
+            "failed to create child process: {} did not finish within 2 s and was killed",
+            chpasswd.display()
+        ))
+    );
+    let left = settle(
+        Duration::from_secs(10),
+        || processes_mentioning(s(&sleeper)),
+        |pids| pids.is_empty(),
+    );
+    assert!(left.is_empty(), "the helper's child survived: {left:?}");
+    assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+}

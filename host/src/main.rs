@@ -345,6 +345,13 @@ fn run(config: Config) -> Result<(), AgentError> {
             return Err(e.into());
         }
     };
+    // Helpers (chpasswd, systemctl, …) are found in PATH once, now.
+    let grants: Vec<_> = runtime
+        .commands()
+        .iter()
+        .filter_map(|c| runtime.grant(&c.name).ok())
+        .collect();
+    qga::capabilities::helper::resolve_at_start(&grants);
     tracing::info!("policy: {} (preset {})", policy.source_name(), policy.preset.name());
     if let Some(audit) = &audit {
         audit.event("policy-load", policy_fields(&policy));
