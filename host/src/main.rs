@@ -374,6 +374,7 @@ fn run(config: Config) -> Result<(), AgentError> {
         runtime,
         dispatcher: dispatcher.clone(),
         audit,
+        one_at_a_time: std::sync::Mutex::new(()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -478,12 +479,17 @@ struct Reloader {
     runtime: Arc<Runtime>,
     dispatcher: Arc<Dispatcher>,
     audit: Option<Arc<AuditLog>>,
+    /// One reload at a time (SIGHUP and the handlers watcher may fire
+    /// together): the runtime's switch and the dispatcher's decisions of
+    /// one reload are never interleaved with another's.
+    one_at_a_time: std::sync::Mutex<()>,
 }
 
 impl Reloader {
     /// Blocking (components are compiled before the switch). An invalid
     /// policy changes nothing: the last good policy and components stay.
     fn reload(&self) {
+        let _serialized = self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
         let audit = |event: &str, f: Map<String, Json>| {
             if let Some(a) = &self.audit {
                 a.event(event, f);
