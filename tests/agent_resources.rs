@@ -342,3 +342,45 @@ fn a_helper_that_never_ends_is_killed_at_the_deadline() {
     assert!(left.is_empty(), "the helper's child survived: {left:?}");
     assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
 }
+
+/// input-data given to children that never read it stays in the agent
+/// until they exit: 64 such children of 48 MiB each held 3 GiB. Now the
+/// input held for all running children together is capped (256 MiB):
+/// past it guest-exec refuses to start another child and says why.
+#[test]
+fn input_data_held_for_children_that_never_read_it_is_capped() {
+    use base64::Engine as _;
+    let agent = Agent::qga(&[]);
+    let mut c = agent.connect();
+    let data = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 40 << 20]);
+    let request =
+        format!(r#"{{"execute":"guest-exec","arguments":{{"path":"sleep","arg":["60"],"input-data":"{data}"}}}}"#);
+    let mut pids = Vec::new();
+    let mut refused = None;
+    for _ in 0..7 {
+        let reply = c.call(&request);
+        match reply
+            .strip_prefix(r#"{"return": {"pid": "#)
+            .and_then(|r| r.strip_suffix("}}"))
+        {
+            Some(pid) => pids.push(pid.parse::<i32>().unwrap()),
+            None => {
+                refused = Some(reply);
+                break;
+            }
+        }
+    }
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
+    }
+    assert_eq!(pids.len(), 6, "six children of 40 MiB input fit under the cap");
+    assert_eq!(
+        refused.unwrap(),
+        error(
+            "Guest agent command failed, error was 'cannot start another child: the input-data of running children would exceed 256 MiB'"
+        )
+    );
+    let peak_mib = agent.peak_rss_kib() >> 10;
+    eprintln!("peak resident memory of the agent: {peak_mib} MiB");
+    assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
+}
