@@ -384,3 +384,29 @@ fn input_data_held_for_children_that_never_read_it_is_capped() {
     eprintln!("peak resident memory of the agent: {peak_mib} MiB");
     assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
 }
+
+/// A reload switches the runtime's generation (components, grants) and
+/// the dispatcher's allow/deny table one after the other. A request routed
+/// by the older table must not run under a newer policy that denies it:
+/// each generation checks its own policy's decision before it runs a
+/// command.
+#[test]
+fn a_runtime_generation_refuses_what_its_own_policy_denies() {
+    let scratch = Scratch::new("generation-policy");
+    let policy = scratch.path("policy.toml");
+    std::fs::write(&policy, "[command.\"guest-get-time\"]\nallow = false\n").unwrap();
+    let mut config = qga::runtime::RuntimeConfig::new(scratch.path("state"));
+    config.background_compile = false;
+    config.prune_cache = false;
+    config.policy = std::sync::Arc::new(qga::policy::Policy::load(&policy).unwrap());
+    let rt = qga::runtime::Runtime::new(config).unwrap();
+    let err = rt.call("guest-get-time", None).unwrap_err();
+    assert_eq!(
+        err.desc,
+        format!(
+            "Command guest-get-time is denied by policy rule command.\"guest-get-time\".allow = false ({}:2)",
+            policy.display()
+        )
+    );
+    assert!(rt.call("guest-get-host-name", None).unwrap().is_some());
+}

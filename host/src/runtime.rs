@@ -587,6 +587,17 @@ impl Runtime {
     /// Run one command in a fresh instance. Blocking.
     pub fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
         let inner = self.current();
+        // The generation's own policy decides as well: the dispatcher's
+        // table and this generation switch at slightly different moments on
+        // a reload, and a request routed by an older table must not run
+        // under a newer policy that denies it.
+        let decision = inner.config.policy.decide(command);
+        if !decision.allowed {
+            return Err(QmpError::generic(format!(
+                "Command {command} is denied by policy rule {}",
+                decision.rule
+            )));
+        }
         let Some(&family) = inner.by_command.get(command) else {
             return Err(QmpError {
                 class: ErrorClass::CommandNotFound,
