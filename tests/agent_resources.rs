@@ -414,3 +414,50 @@ fn a_runtime_generation_refuses_what_its_own_policy_denies() {
     );
     assert!(rt.call("guest-get-host-name", None).unwrap().is_some());
 }
+
+/// The audit log and `-l` are opened as root at start. A symlink at either
+/// path (a local user's, pointing at a file of root's) was followed, and
+/// the audit log chmod'ed its target to 0600. Now the agent refuses to
+/// start and the target is untouched.
+#[test]
+fn audit_log_and_log_file_symlinks_are_refused_and_their_targets_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("log-symlinks");
+    let target = scratch.path("roots-file");
+    std::fs::write(&target, "precious\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = scratch.path("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for option in ["--audit-log", "-l"] {
+        let log = scratch.path("stderr");
+        let mut child = std::process::Command::new(support::qga_binary())
+            .args(["-m", "unix-listen", "-p"])
+            .arg(scratch.path("agent.sock"))
+            .arg("-t")
+            .arg(scratch.path("state"))
+            .args([option, s(&link)])
+            .env("QGA_CONF", scratch.path("none.conf"))
+            .stdin(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        // It exits at once; one that serves instead is stopped and fails.
+        let status = settle(Duration::from_secs(30), || child.try_wait().unwrap(), Option::is_some);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let stderr = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{option} through a symlink: the agent started"
+        );
+        assert!(stderr.contains(s(&link)), "{option}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+        assert_eq!(
+            std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "{option}: the symlink's target was chmod'ed"
+        );
+    }
+}
