@@ -19,7 +19,7 @@ const FAMILIES: &[&str] = &[
     "accounts",
 ];
 /// Test-only families, never embedded.
-const FIXTURES: &[&str] = &["fixture"];
+const FIXTURES: &[&str] = &["fixture", "fixture-socket"];
 /// Test-only second builds of a family (crate, family), exposed to tests as
 /// `QGA_TEST_<CRATE>` (the path of the component) for hot-swap tests.
 const FIXTURE_VARIANTS: &[(&str, &str)] = &[("fixture-v2", "fixture"), ("fixture-hostile", "file")];

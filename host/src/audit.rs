@@ -2,28 +2,31 @@
 //! line per request and per policy/component event.
 //!
 //! The file is created with mode 0600 (an existing file is tightened to
-//! 0600) and opened `O_APPEND`; every line is one `write(2)`, so lines from
+//! 0600 through the opened descriptor; a symlink at the path is refused)
+//! and opened `O_APPEND`; every line is one `write(2)`, so lines from
 //! concurrent clients never interleave and the agent never rewrites what it
 //! wrote. Fsync policy: lifecycle events (start, policy load/reload, component
 //! load/swap/reject) are followed by `fdatasync`; request lines are not
 //! individually synced (they reach the page cache at once and survive an
 //! agent crash; on power loss the last moments of request lines may be lost),
 //! and the file is `fdatasync`ed at most once per [`SYNC_INTERVAL`] while
-//! requests flow.
+//! requests flow. While a freeze runs, lines wait in memory (bounded; an
+//! overflow is counted and reported in a `lines-dropped` event) and are
+//! written after the thaw: see [`crate::logfile`].
 //!
 //! Argument values are never written: a request line holds the command name,
 //! never its `arguments`, and an outcome *class*, never an error text (error
 //! texts can quote argument values).
 
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value as Json};
 use thiserror::Error;
+
+use crate::logfile::{Durability, LogFile, LogFileError};
+use crate::write_gate::WriteGate;
 
 /// Request lines are fdatasync'ed at most this often.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,19 +34,11 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Error)]
 pub enum AuditError {
     #[error("cannot open audit log {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
-}
-
-struct Sink {
-    file: File,
-    last_sync: Instant,
-    /// A write error was already reported (report once, not per request).
-    failing: bool,
+    Open { path: PathBuf, source: LogFileError },
 }
 
 pub struct AuditLog {
-    path: PathBuf,
-    sink: Mutex<Sink>,
+    sink: Arc<LogFile>,
 }
 
 /// One request as the audit log records it.
@@ -63,31 +58,18 @@ pub struct RequestEvent<'a> {
 }
 
 impl AuditLog {
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let err = |source| AuditError::Open {
+    /// Open (or create) the log at `path`; while `gate` is closed (a
+    /// freeze) lines are kept in memory and written after the thaw.
+    pub fn open(path: &Path, gate: Arc<WriteGate>) -> Result<AuditLog, AuditError> {
+        let sink = LogFile::open(path, true, gate, SYNC_INTERVAL, dropped_line).map_err(|source| AuditError::Open {
             path: path.to_owned(),
             source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(err)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(err)?;
-        Ok(AuditLog {
-            path: path.to_owned(),
-            sink: Mutex::new(Sink {
-                file,
-                last_sync: Instant::now(),
-                failing: false,
-            }),
-        })
+        })?;
+        Ok(AuditLog { sink })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.sink.path()
     }
 
     /// Record one request.
@@ -122,24 +104,19 @@ impl AuditLog {
     fn write(&self, line: &Json, sync: bool) {
         let mut text = line.to_string();
         text.push('\n');
-        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-        let result = sink.file.write_all(text.as_bytes()).and_then(|()| {
-            if sync || sink.last_sync.elapsed() >= SYNC_INTERVAL {
-                sink.last_sync = Instant::now();
-                sink.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
-        match result {
-            Ok(()) => sink.failing = false,
-            Err(e) if !sink.failing => {
-                sink.failing = true;
-                tracing::error!("cannot write audit log {}: {e}", self.path.display());
-            }
-            Err(_) => {}
-        }
+        let durability = if sync { Durability::Sync } else { Durability::Batched };
+        self.sink.write_line(text.as_bytes(), durability);
     }
+}
+
+/// The line written after a thaw when lines were dropped while frozen.
+fn dropped_line(count: u64) -> String {
+    let mut m = Map::new();
+    m.insert("time".into(), Json::from(now_rfc3339()));
+    m.insert("event".into(), Json::from("lines-dropped"));
+    m.insert("count".into(), Json::from(count));
+    m.insert("reason".into(), Json::from("filesystems were frozen"));
+    Json::Object(m).to_string()
 }
 
 /// `2025-01-31T12:34:56.789Z`.
@@ -160,6 +137,7 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn file_is_private_and_appended() {
@@ -169,7 +147,7 @@ mod tests {
         let path = dir.join("audit.log");
         std::fs::write(&path, "earlier\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let log = AuditLog::open(&path).unwrap();
+        let log = AuditLog::open(&path, WriteGate::new()).unwrap();
         log.request(&RequestEvent {
             channel: "unix:1",
             command: Some("guest-ping"),

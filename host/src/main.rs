@@ -2,15 +2,18 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use qga::audit::AuditLog;
 use qga::cli::{self, Cli, PolicyCommand, PolicySource, Subcommand};
 use qga::config::{self, Config};
 use qga::dispatch::{Dispatcher, RpcFilter};
+use qga::logfile::LogFile;
 use qga::pidfile::Pidfile;
 use qga::policy::Policy;
 use qga::runtime::{ComponentEvent, Runtime, RuntimeConfig};
+use qga::write_gate::WriteGate;
 use serde_json::{Map, Value as Json, json};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -234,7 +237,10 @@ fn compile(_: &std::path::Path, _: Option<PathBuf>) -> ExitCode {
 #[derive(Debug, thiserror::Error)]
 enum AgentError {
     #[error("failed to open log file {path}: {source}")]
-    Logfile { path: PathBuf, source: std::io::Error },
+    Logfile {
+        path: PathBuf,
+        source: qga::logfile::LogFileError,
+    },
     #[error("failed to become a daemon: {0}")]
     Daemon(nix::Error),
     #[error(transparent)]
@@ -253,7 +259,7 @@ enum AgentError {
     Audit(#[from] qga::audit::AuditError),
 }
 
-fn init_logging(config: &Config) -> Result<(), AgentError> {
+fn init_logging(config: &Config, gate: &Arc<WriteGate>) -> Result<(), AgentError> {
     let level = if config.verbose {
         tracing::Level::DEBUG
     } else {
@@ -262,19 +268,24 @@ fn init_logging(config: &Config) -> Result<(), AgentError> {
     let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
     match &config.logfile {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| AgentError::Logfile {
-                    path: path.clone(),
-                    source,
+            // No symlink followed, no FIFO waited on; lines wait in memory
+            // while a freeze runs.
+            let file =
+                LogFile::open(path, false, gate.clone(), Duration::ZERO, log_lines_dropped).map_err(|source| {
+                    AgentError::Logfile {
+                        path: path.clone(),
+                        source,
+                    }
                 })?;
-            builder.with_ansi(false).with_writer(Arc::new(file)).init();
+            builder.with_ansi(false).with_writer(file).init();
         }
         None => builder.with_writer(std::io::stderr).init(),
     }
     Ok(())
+}
+
+fn log_lines_dropped(count: u64) -> String {
+    format!("{count} log lines dropped while filesystems were frozen")
 }
 
 /// What hardening of the agent process costs nothing: no core dumps (its
@@ -293,7 +304,9 @@ fn harden_process() {
 }
 
 fn run(config: Config) -> Result<(), AgentError> {
-    init_logging(&config)?;
+    // Log writes pass this gate: a freeze closes it (see write_gate.rs).
+    let write_gate = WriteGate::new();
+    init_logging(&config, &write_gate)?;
     harden_process();
     qga::prompt::install_panic_hook();
     if config.daemonize {
@@ -321,12 +334,13 @@ fn run(config: Config) -> Result<(), AgentError> {
         None => Policy::default(),
     };
     let audit = match &config.audit_log {
-        Some(path) => Some(Arc::new(AuditLog::open(path)?)),
+        Some(path) => Some(Arc::new(AuditLog::open(path, write_gate.clone())?)),
         None => None,
     };
     let mut runtime_config = RuntimeConfig::new(&config.statedir);
     runtime_config.handlers_dir = config.handlers_dir.clone();
     runtime_config.fsfreeze_hook = config.fsfreeze_hook.clone();
+    runtime_config.write_gate = write_gate;
     runtime_config.policy = Arc::new(policy.clone());
     let runtime = match Runtime::new(runtime_config.clone()) {
         Ok(runtime) => Arc::new(runtime),
@@ -337,6 +351,13 @@ fn run(config: Config) -> Result<(), AgentError> {
             return Err(e.into());
         }
     };
+    // Helpers (chpasswd, systemctl, …) are found in PATH once, now.
+    let grants: Vec<_> = runtime
+        .commands()
+        .iter()
+        .filter_map(|c| runtime.grant(&c.name).ok())
+        .collect();
+    qga::capabilities::helper::resolve_at_start(&grants);
     tracing::info!("policy: {} (preset {})", policy.source_name(), policy.preset.name());
     if let Some(audit) = &audit {
         audit.event("policy-load", policy_fields(&policy));
@@ -359,6 +380,7 @@ fn run(config: Config) -> Result<(), AgentError> {
         runtime,
         dispatcher: dispatcher.clone(),
         audit,
+        one_at_a_time: std::sync::Mutex::new(()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -463,12 +485,17 @@ struct Reloader {
     runtime: Arc<Runtime>,
     dispatcher: Arc<Dispatcher>,
     audit: Option<Arc<AuditLog>>,
+    /// One reload at a time (SIGHUP and the handlers watcher may fire
+    /// together): the runtime's switch and the dispatcher's decisions of
+    /// one reload are never interleaved with another's.
+    one_at_a_time: std::sync::Mutex<()>,
 }
 
 impl Reloader {
     /// Blocking (components are compiled before the switch). An invalid
     /// policy changes nothing: the last good policy and components stay.
     fn reload(&self) {
+        let _serialized = self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
         let audit = |event: &str, f: Map<String, Json>| {
             if let Some(a) = &self.audit {
                 a.event(event, f);

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod limits;
 pub mod sys;
 pub mod ticker;
+pub mod wasi;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use crate::dispatch::{Backend, CommandSpec};
 use crate::policy::{Policy, Ungranted};
 use crate::protocol::{ErrorClass, QmpError};
 use crate::qobject::{Dict, Value};
+use crate::write_gate::WriteGate;
 use limits::{CallLimiter, MemoryLimitHit};
 use ticker::{TICK, Ticker, TickerThread};
 
@@ -76,6 +78,8 @@ pub struct RuntimeConfig {
     pub policy: Arc<Policy>,
     /// `-F`/`fsfreeze-hook`: the hook run with `freeze` and `thaw`.
     pub fsfreeze_hook: Option<PathBuf>,
+    /// The agent's log writes pass this gate; a freeze closes it.
+    pub write_gate: Arc<WriteGate>,
 }
 
 impl RuntimeConfig {
@@ -91,6 +95,7 @@ impl RuntimeConfig {
             host_state: None,
             policy: Arc::new(Policy::default()),
             fsfreeze_hook: None,
+            write_gate: WriteGate::new(),
         }
     }
 
@@ -371,7 +376,11 @@ impl Runtime {
             Some(s) => s.clone(),
             None => Arc::new(HostState::new(&config.state_dir)),
         };
-        let freeze = Arc::new(FreezeState::load(&config.state_dir, config.fsfreeze_hook.clone()));
+        let freeze = Arc::new(FreezeState::load(
+            &config.state_dir,
+            config.fsfreeze_hook.clone(),
+            config.write_gate.clone(),
+        ));
         let mut inner = Inner {
             state,
             engine: engine.clone(),
@@ -578,6 +587,17 @@ impl Runtime {
     /// Run one command in a fresh instance. Blocking.
     pub fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
         let inner = self.current();
+        // The generation's own policy decides as well: the dispatcher's
+        // table and this generation switch at slightly different moments on
+        // a reload, and a request routed by an older table must not run
+        // under a newer policy that denies it.
+        let decision = inner.config.policy.decide(command);
+        if !decision.allowed {
+            return Err(QmpError::generic(format!(
+                "Command {command} is denied by policy rule {}",
+                decision.rule
+            )));
+        }
         let Some(&family) = inner.by_command.get(command) else {
             return Err(QmpError {
                 class: ErrorClass::CommandNotFound,
@@ -906,7 +926,8 @@ impl Inner {
     /// permission-denied stubs for everything else the component imports.
     fn linker(&self, component: &Component, command: &str, grant: &Grant) -> wasmtime::Result<Linker<CallCtx>> {
         let mut linker: Linker<CallCtx> = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // Every WASI interface but sockets (see wasi.rs).
+        wasi::add_to_linker(&mut linker)?;
         crate::capabilities::add_types_to_linker(&mut linker)?;
         for cap in &grant.capabilities {
             cap.add_to_linker(&mut linker)?;
@@ -972,7 +993,7 @@ impl Inner {
             command: prepared.command.clone(),
             grant: grant.clone(),
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table: resource_table(),
             limiter: CallLimiter::new(grant.memory_bytes),
             state: self.state.clone(),
             freeze: self.freeze.clone(),
@@ -1062,6 +1083,13 @@ impl Inner {
             None => format!("{command}: handler failed: {e:#}"),
         }
     }
+}
+
+/// A call's resource table, capped at [`limits::MAX_RESOURCES`] entries.
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(limits::MAX_RESOURCES);
+    table
 }
 
 /// `qga compile`: precompile every family (embedded and `--handlers`) into

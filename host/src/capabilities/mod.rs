@@ -45,7 +45,8 @@ pub use self::qga::agent::types::Blob;
 
 /// What a `blob` handle holds: data already base64-encoded for the wire.
 /// It stays in the call's resource table until the reply is built, where
-/// it becomes a JSON string without being copied.
+/// it becomes a JSON string without being copied. Its bytes count against
+/// the call's memory budget ([`CallLimiter`]) while the table holds it.
 #[derive(Debug)]
 pub struct BlobData(pub String);
 
@@ -60,9 +61,22 @@ pub fn add_types_to_linker(linker: &mut Linker<CallCtx>) -> wasmtime::Result<()>
 
 impl BlobData {
     /// Put the base64 of `bytes` in `table`: a handle for the handler.
-    pub fn push_base64(table: &mut ResourceTable, bytes: &[u8]) -> wasmtime::Result<Resource<Blob>> {
-        let data = table.push(BlobData(base64::engine::general_purpose::STANDARD.encode(bytes)))?;
-        Ok(Resource::new_own(data.rep()))
+    /// The base64 is charged to `limiter` first: past the call's budget the
+    /// call traps (the handler exceeded its memory limit).
+    pub fn push_base64(
+        table: &mut ResourceTable,
+        limiter: &mut CallLimiter,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Resource<Blob>> {
+        let len = bytes.len().div_ceil(3).saturating_mul(4);
+        limiter.charge_host(len)?;
+        match table.push(BlobData(base64::engine::general_purpose::STANDARD.encode(bytes))) {
+            Ok(data) => Ok(Resource::new_own(data.rep())),
+            Err(e) => {
+                limiter.release_host(len);
+                Err(e.into())
+            }
+        }
     }
 
     /// Take the data of a blob handle out of `table`.
@@ -683,7 +697,9 @@ impl qga::agent::types::Host for CallCtx {}
 
 impl qga::agent::types::HostBlob for CallCtx {
     fn drop(&mut self, blob: Resource<Blob>) -> wasmtime::Result<()> {
-        BlobData::take(&mut self.table, blob);
+        if let Some(data) = BlobData::take(&mut self.table, blob) {
+            self.limiter.release_host(data.len());
+        }
         Ok(())
     }
 }

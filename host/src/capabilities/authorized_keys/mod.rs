@@ -97,4 +97,69 @@ mod tests {
         assert_eq!(sys::join("/", ".ssh"), "/.ssh");
         assert_eq!(sys::join("", ".ssh"), ".ssh");
     }
+
+    /// A home directory in a scratch dir, with ~/.ssh made.
+    fn scratch_entry(tag: &str) -> (std::path::PathBuf, sys::Entry) {
+        let dir = std::env::temp_dir().join(format!("qga-keys-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".ssh")).unwrap();
+        let entry = entry_at(&dir);
+        (dir, entry)
+    }
+
+    /// Read on another thread: a read that hangs fails the test instead of
+    /// hanging it.
+    fn read_elsewhere(entry: sys::Entry) -> Result<Vec<u8>, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(sys::read_keys(&entry));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("reading authorized_keys hung")
+    }
+
+    #[test]
+    fn a_fifo_as_authorized_keys_is_refused_without_waiting() {
+        let (dir, entry) = scratch_entry("fifo");
+        let keys = dir.join(".ssh/authorized_keys");
+        nix::unistd::mkfifo(&keys, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = read_elsewhere(entry).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "Failed to open file \u{201c}{}\u{201d}: not a regular file",
+                keys.display()
+            )
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_huge_sparse_authorized_keys_is_refused_unread() {
+        let (dir, entry) = scratch_entry("sparse");
+        let keys = dir.join(".ssh/authorized_keys");
+        std::fs::File::create(&keys).unwrap().set_len(1 << 40).unwrap();
+        let err = read_elsewhere(entry).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "Failed to read from file \u{201c}{}\u{201d}: larger than {} bytes",
+                keys.display(),
+                sys::MAX_KEYS_BYTES
+            )
+        );
+        // Up to the cap is read whole.
+        std::fs::write(&keys, "ssh-ed25519 AAAA k\n").unwrap();
+        assert_eq!(read_elsewhere(entry_at(&dir)).unwrap(), b"ssh-ed25519 AAAA k\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn entry_at(dir: &std::path::Path) -> sys::Entry {
+        sys::Entry {
+            name: "someone".into(),
+            uid: 0,
+            gid: 0,
+            home: dir.to_str().unwrap().to_owned(),
+        }
+    }
 }

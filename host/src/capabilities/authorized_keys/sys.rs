@@ -7,7 +7,7 @@ use nix::errno::Errno;
 
 use crate::capabilities::strerror;
 use nix::fcntl::{OFlag, openat, renameat};
-use nix::sys::stat::{Mode, SFlag, fchmod, fstatat, mkdirat};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, fchown};
 
 pub struct Entry {
@@ -65,7 +65,14 @@ fn open_ssh(e: &Entry) -> nix::Result<OwnedFd> {
     )
 }
 
+/// The largest authorized_keys file read (a few thousand keys): a bigger
+/// one (a huge sparse file) is refused before any byte is read.
+pub const MAX_KEYS_BYTES: u64 = 1 << 20;
+
 /// The file's bytes, or qemu-ga's "failed to read" cause in GLib's words.
+/// Only a regular file is read: it is opened O_NONBLOCK (a FIFO there does
+/// not wait for a writer), checked with fstat on the opened descriptor, and
+/// refused when larger than [`MAX_KEYS_BYTES`].
 pub fn read_keys(e: &Entry) -> Result<Vec<u8>, String> {
     let path = e.keys_path();
     let open_err = |errno: Errno| format!("Failed to open file \u{201c}{path}\u{201d}: {}", strerror(errno as i32));
@@ -73,18 +80,35 @@ pub fn read_keys(e: &Entry) -> Result<Vec<u8>, String> {
     let fd = openat(
         &ssh,
         "authorized_keys",
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map_err(open_err)?;
+    let st = fstat(&fd).map_err(open_err)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(format!(
+            "Failed to open file \u{201c}{path}\u{201d}: not a regular file"
+        ));
+    }
+    let too_big = || format!("Failed to read from file \u{201c}{path}\u{201d}: larger than {MAX_KEYS_BYTES} bytes");
+    if u64::try_from(st.st_size).unwrap_or(u64::MAX) > MAX_KEYS_BYTES {
+        return Err(too_big());
+    }
     let mut out = Vec::new();
-    std::fs::File::from(fd).read_to_end(&mut out).map_err(|err| {
-        let errno = Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO));
-        format!(
-            "Failed to read from file \u{201c}{path}\u{201d}: {}",
-            strerror(errno as i32)
-        )
-    })?;
+    // The file may grow after fstat: never read past the cap.
+    std::fs::File::from(fd)
+        .take(MAX_KEYS_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|err| {
+            let errno = Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO));
+            format!(
+                "Failed to read from file \u{201c}{path}\u{201d}: {}",
+                strerror(errno as i32)
+            )
+        })?;
+    if out.len() as u64 > MAX_KEYS_BYTES {
+        return Err(too_big());
+    }
     Ok(out)
 }
 

@@ -325,7 +325,7 @@ impl Host for CallCtx {
         };
         Ok(Ok(Chunk {
             count: bytes.len() as u64,
-            data: BlobData::push_base64(&mut self.table, &bytes)?,
+            data: BlobData::push_base64(&mut self.table, &mut self.limiter, &bytes)?,
             eof,
         }))
     }

@@ -12,13 +12,14 @@
 mod sys;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
 use super::qga::agent::freeze::Host;
 use super::{CallCtx, Capability, Denied, QgaError, io_strerror};
+use crate::write_gate::WriteGate;
 
 /// The file qemu-ga 7.2 keeps while frozen.
 pub const STATE_FILE: &str = "qga.state.isfrozen";
@@ -100,6 +101,9 @@ pub struct FreezeState {
     /// progress already reads as frozen, as qemu-ga, which answers nothing
     /// else until it is done, would have it.
     gate: AtomicU8,
+    /// The agent's own log writes: closed from before the hook until after
+    /// the last FITHAW, so that no log line blocks on a frozen filesystem.
+    writes: Arc<WriteGate>,
 }
 
 const THAWED: u8 = 0;
@@ -109,7 +113,7 @@ const FROZEN_AT_START: u8 = 2;
 impl FreezeState {
     /// The state persisted in `state_dir` (frozen if qemu-ga's or our
     /// `qga.state.isfrozen` is there) and the hook to run (`-F`).
-    pub fn load(state_dir: &Path, hook: Option<PathBuf>) -> FreezeState {
+    pub fn load(state_dir: &Path, hook: Option<PathBuf>, writes: Arc<WriteGate>) -> FreezeState {
         let state_file = state_dir.join(STATE_FILE);
         let mut frozen = Frozen::default();
         if let Ok(text) = std::fs::read_to_string(&state_file) {
@@ -122,11 +126,15 @@ impl FreezeState {
             frozen.mounts = text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
         }
         let gate = AtomicU8::new(gate_of(&frozen));
+        if frozen.frozen {
+            writes.close();
+        }
         FreezeState {
             state_file,
             hook,
             inner: Mutex::new(frozen),
             gate,
+            writes,
         }
     }
 
@@ -151,6 +159,9 @@ impl FreezeState {
     /// Make `gate` say what `frozen` holds.
     fn publish(&self, frozen: &Frozen) {
         self.gate.store(gate_of(frozen), Ordering::Release);
+        if !frozen.frozen {
+            self.writes.open();
+        }
     }
 
     /// Mount points this agent froze (for status tools and tests).
@@ -232,6 +243,7 @@ impl FreezeState {
         // Frozen from now on for everyone else; thawed again below if the
         // freeze does not happen.
         self.gate.store(FROZEN, Ordering::Release);
+        self.writes.close();
         let started = self
             .run_hook(HookArg::Freeze)
             .map_err(FreezeError::from)
@@ -390,20 +402,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("qga-freeze-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let _ = std::fs::remove_file(dir.join(STATE_FILE));
-        assert!(!FreezeState::load(&dir, None).is_frozen());
+        assert!(!FreezeState::load(&dir, None, WriteGate::new()).is_frozen());
         // qemu-ga writes the file empty.
         std::fs::write(dir.join(STATE_FILE), "").unwrap();
-        let s = FreezeState::load(&dir, None);
+        let s = FreezeState::load(&dir, None, WriteGate::new());
         assert!(s.is_frozen());
         assert!(s.frozen_mounts().is_empty());
         std::fs::write(dir.join(STATE_FILE), "/mnt/x\n").unwrap();
-        assert_eq!(FreezeState::load(&dir, None).frozen_mounts(), ["/mnt/x"]);
+        assert_eq!(
+            FreezeState::load(&dir, None, WriteGate::new()).frozen_mounts(),
+            ["/mnt/x"]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn missing_hook_is_qemu_ga_access_error() {
-        let s = FreezeState::load(Path::new("/nonexistent-dir"), Some("/nonexistent/hook".into()));
+        let s = FreezeState::load(
+            Path::new("/nonexistent-dir"),
+            Some("/nonexistent/hook".into()),
+            WriteGate::new(),
+        );
         assert_eq!(
             s.run_hook(HookArg::Freeze).unwrap_err().to_string(),
             "can't access fsfreeze hook '/nonexistent/hook': No such file or directory"
@@ -430,7 +449,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let state = std::sync::Arc::new(FreezeState::load(&dir, Some(hook)));
+        let state = std::sync::Arc::new(FreezeState::load(&dir, Some(hook), WriteGate::new()));
         assert_eq!(state.gate(), FreezeGate::Thawed);
         let freezing = {
             let state = state.clone();

@@ -3,11 +3,35 @@
 //! stdin from a pipe or /dev/null, wait). The input bytes (a password for
 //! chpasswd) go only into the pipe: never into argv, the environment or a
 //! log line.
+//!
+//! A program named without '/' is found in PATH once ([`resolve_at_start`]
+//! for every helper a grant names) and run by that absolute path from then
+//! on. A helper runs at most the command's deadline; then its session is
+//! killed and the call fails, so a hung helper cannot hold a call slot.
 
 mod sys;
 
 use super::qga::agent::helper::{ExitStatus, Host, SpawnError};
 use super::{CallCtx, Capability, Denied, Grant};
+
+/// Find every program `grants` name in PATH now, and log those missing
+/// (their commands will answer as qemu-ga does when it is not installed).
+pub fn resolve_at_start<'a>(grants: impl IntoIterator<Item = &'a Grant>) {
+    let mut programs: Vec<&str> = grants
+        .into_iter()
+        .flat_map(|g| g.helpers.iter().filter_map(|argv| argv.first()))
+        .map(String::as_str)
+        .filter(|p| !p.contains('/'))
+        .collect();
+    programs.sort_unstable();
+    programs.dedup();
+    for program in programs {
+        match sys::resolve(program) {
+            Some(path) => tracing::debug!("helper {program}: {}", path.display()),
+            None => tracing::warn!("helper {program} not found in PATH: commands that run it will fail"),
+        }
+    }
+}
 
 /// May the grant run `program` with `args`?
 pub fn may_run(grant: &Grant, program: &str, args: &[String]) -> bool {
@@ -64,7 +88,7 @@ impl Host for CallCtx {
         if !may_run(&self.grant, &program, &args) {
             return Err(denied(self, &program, &args).into());
         }
-        Ok(match sys::run(&program, &args, input.as_deref()) {
+        Ok(match sys::run(&program, &args, input.as_deref(), self.grant.deadline) {
             Ok(sys::Status::Exited(code)) => Ok(ExitStatus::Exited(code)),
             Ok(sys::Status::Signaled(sig)) => Ok(ExitStatus::Signaled(sig)),
             Err(sys::Failure::NotFound) => Err(SpawnError::NotFound),

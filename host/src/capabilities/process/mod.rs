@@ -39,6 +39,10 @@ pub const MAX_CHILDREN: usize = 1024;
 /// is read and dropped and the stream marked truncated, as past
 /// [`MAX_OUTPUT`].
 pub const MAX_CAPTURED: usize = 256 << 20;
+/// Most input-data held for running children together, not yet read by
+/// them (a child that does not read its stdin keeps its input in the
+/// agent until it exits).
+pub const MAX_INPUT_HELD: usize = 256 << 20;
 
 /// Why the table refused to start another child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +53,11 @@ pub enum Refused {
         "cannot start another child: {MAX_CHILDREN} children of guest-exec have not been reported by guest-exec-status"
     )]
     Unreported,
+    #[error(
+        "cannot start another child: the input-data of running children would exceed {} MiB",
+        MAX_INPUT_HELD >> 20
+    )]
+    Input,
 }
 
 /// Why a spawn failed.
@@ -146,6 +155,8 @@ pub struct ChildTable {
     running: AtomicUsize,
     /// Captured bytes held, all children together.
     captured: AtomicUsize,
+    /// input-data bytes held for children, not yet written to them.
+    input_held: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for ChildTable {
@@ -222,10 +233,21 @@ impl ChildTable {
         if slot.is_err() {
             return Err(SpawnFailure::Refused(Refused::Running));
         }
+        let input_len = input.as_ref().map_or(0, Vec::len);
+        let held = self
+            .input_held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + input_len <= MAX_INPUT_HELD).then_some(held + input_len)
+            });
+        if held.is_err() {
+            self.running.fetch_sub(1, Ordering::AcqRel);
+            return Err(SpawnFailure::Refused(Refused::Input));
+        }
         let sys::Started { mut child, merged } = match sys::spawn(s) {
             Ok(started) => started,
             Err(e) => {
                 self.running.fetch_sub(1, Ordering::AcqRel);
+                self.input_held.fetch_sub(input_len, Ordering::AcqRel);
                 return Err(SpawnFailure::Os(e));
             }
         };
@@ -249,11 +271,22 @@ impl ChildTable {
         lock(&entry.out).closed = stdout.is_none();
         lock(&entry.err).closed = stderr.is_none();
         lock(&self.children).push(entry.clone());
-        if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
-            // Blocking writes: EPIPE ends them when the child is gone.
-            let _ = thread("qga-exec-in", move || {
-                let _ = stdin.write_all(&input);
-            });
+        match (child.stdin.take(), input) {
+            (Some(mut stdin), Some(input)) => {
+                // Blocking writes: EPIPE ends them when the child is gone.
+                let held = self.input_held.clone();
+                let spawned = thread("qga-exec-in", move || {
+                    let _ = stdin.write_all(&input);
+                    drop(input);
+                    held.fetch_sub(input_len, Ordering::AcqRel);
+                });
+                if spawned.is_err() {
+                    self.input_held.fetch_sub(input_len, Ordering::AcqRel);
+                }
+            }
+            _ => {
+                self.input_held.fetch_sub(input_len, Ordering::AcqRel);
+            }
         }
         for (stream, is_err) in [(stdout, false), (stderr, true)] {
             if let Some(stream) = stream {
