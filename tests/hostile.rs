@@ -292,7 +292,8 @@ fn open_without_close_stops_at_the_cap_and_48_mib_reads_leave_no_memory_behind()
     assert_eq!(held.fds, before.fds + 512);
     let (reply, _) = hostile_call(agent, &open);
     assert_eq!(reply, error("opened 0, then: Too many open files"));
-    // Read 48 MiB from the first handle and seek back, until the deadline.
+    // Read 48 MiB from the first handle, then empty reads at its end (the
+    // read grant has no seek), until the deadline.
     let read = r#"{"execute":"guest-file-read","arguments":{"handle":1000,"count":50331648}}"#;
     let expected = error("guest-file-read: handler exceeded its 2 s deadline");
     let (reply, during) = hostile_call(agent, read);

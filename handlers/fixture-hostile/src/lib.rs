@@ -6,8 +6,7 @@
 //!   closing, until the host refuses (or 100 000 times);
 //! - guest-file-close(handle): closes `handle` and every open handle after
 //!   it (a test's clean-up);
-//! - guest-file-read(handle, count): reads `count` bytes and seeks back,
-//!   forever;
+//! - guest-file-read(handle, count): reads `count` bytes, forever;
 //! - guest-exec(path, arg, …): starts the program again and again, until
 //!   the host refuses (or 100 000 times);
 //! - guest-exec-status(pid): asks for the child's status forever;
@@ -26,7 +25,7 @@ use exports::qga::agent::file::{FileRead, FileSeek, FileWrite, Guest as FileGues
 use exports::qga::agent::system_info::{
     Guest as SystemInfoGuest, GuestHostName, GuestOsInfo, GuestTimezone, GuestUser,
 };
-use qga::agent::files::{self, FileError, OpenMode, Whence};
+use qga::agent::files::{self, FileError, OpenMode};
 use qga::agent::types::QgaError;
 use qga::agent::{clock, process, read_file};
 
@@ -52,16 +51,8 @@ fn file_error(e: FileError) -> String {
 
 impl FileGuest for Hostile {
     fn guest_file_open(path: String, _mode: Option<String>) -> Result<i64, QgaError> {
-        let mode = OpenMode {
-            name: "r".to_owned(),
-            read: true,
-            write: false,
-            append: false,
-            create: false,
-            truncate: false,
-        };
         for opened in 0..TRIES {
-            if let Err(e) = files::open(&path, &mode) {
+            if let Err(e) = files::open(&path, OpenMode::R) {
                 return Err(err(format!("opened {opened}, then: {}", file_error(e))));
             }
         }
@@ -79,10 +70,11 @@ impl FileGuest for Hostile {
 
     fn guest_file_read(handle: i64, count: Option<i64>) -> Result<FileRead, QgaError> {
         let count = count.unwrap_or(4096).max(0) as u64;
+        // guest-file-read may only read (seeking back is not its grant):
+        // a device like /dev/zero never ends, a file ends in empty reads.
         loop {
             let chunk = files::read(handle, count).map_err(|e| err(file_error(e)))?;
             std::hint::black_box(chunk);
-            files::seek(handle, 0, Whence::Set).map_err(|e| err(file_error(e)))?;
         }
     }
 
