@@ -413,3 +413,29 @@ fn mount_pattern_does_not_match_dotdot() {
     let reply = call(&mut c, "guest-fsfreeze-status", serde_json::json!({}));
     assert_eq!(reply, serde_json::json!({"return": "thawed"}));
 }
+
+/// The checked descriptor is what runs, for every kind of program g_spawn
+/// runs: an ELF binary, a `#!` script, and a file without a known format
+/// (ENOEXEC: run by /bin/sh, as g_spawn does), each with its arguments.
+#[test]
+fn programs_of_every_kind_run_from_the_checked_descriptor() {
+    let root = Scratch::new("bf-kinds");
+    let agent = agent(&root, "", false);
+    let mut c = agent.connect();
+    let run = |c: &mut Client, path: &str, args: &[&str]| {
+        let reply = call(c, "guest-exec", serde_json::json!({"path": path, "arg": args}));
+        let mut pids = vec![reply["return"]["pid"].as_i64().unwrap_or_else(|| panic!("{reply}"))];
+        reap(c, &mut pids);
+    };
+    let made = root.path("made-by-touch");
+    run(&mut c, "touch", &[s(&made)]);
+    assert!(made.exists(), "an ELF binary found in PATH did not run");
+    for (name, head) in [("shebang.sh", "#!/bin/sh\n"), ("plain.sh", "")] {
+        let script = root.path(name);
+        let marker = root.path(&format!("{name}.ran"));
+        std::fs::write(&script, format!("{head}touch \"$1\"\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        run(&mut c, s(&script), &[s(&marker)]);
+        assert!(marker.exists(), "{name} did not run");
+    }
+}

@@ -366,6 +366,15 @@ pub fn close_inherited_on_exec() -> std::io::Result<()> {
     sys::close_inherited_on_exec()
 }
 
+/// Whether the checked program starts with `#!`.
+fn is_script(program: &super::resolve::Resolved) -> bool {
+    let mut head = [0u8; 2];
+    program
+        .open(super::resolve::OFlag::O_RDONLY | super::resolve::OFlag::O_NONBLOCK)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"#!")
+}
+
 /// GLib's g_spawn error text.
 fn spawn_failed(program: &str, errno: &std::io::Error) -> String {
     format!(
@@ -420,7 +429,10 @@ impl Host for CallCtx {
             capture: req.capture,
             uid: self.grant.process.uid,
             gid: self.grant.process.gid,
-            keep_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&program.fd)),
+            // A `#!` script's interpreter opens /proc/self/fd/N after the
+            // exec: only then must the descriptor survive it (which costs
+            // a fork instead of posix_spawn).
+            keep_fd: is_script(&program).then(|| std::os::fd::AsRawFd::as_raw_fd(&program.fd)),
         };
         let table = &self.state.process;
         let mut input = req.input;
@@ -435,6 +447,7 @@ impl Host for CallCtx {
                     file: std::path::Path::new("/bin/sh"),
                     argv0: std::ffi::OsStr::new("/bin/sh"),
                     args: &args,
+                    keep_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&program.fd)),
                     ..spawn
                 };
                 Ok(table.spawn(&sh, &mut input).map_err(|e| match e {
