@@ -136,6 +136,9 @@ pub fn resolve(path: &Path, allow_missing: bool) -> Result<Target, ResolveError>
         let cwd = sys::cwd().unwrap_or_else(|_| PathBuf::from("/"));
         return Err(failed(Errno::ENOENT, &cwd));
     }
+    if path.as_os_str().len() >= libc::PATH_MAX as usize {
+        return Err(failed(Errno::ENAMETOOLONG, Path::new("/")));
+    }
     // A relative path starts at the agent's current directory, as the
     // kernel's would.
     let absolute = if path.is_absolute() {

@@ -67,6 +67,11 @@ fn links_dotdot_loops_and_missing_files() {
         nix::errno::Errno::ENOTDIR
     );
     assert_eq!(resolved(&dir.join("./d/./f")), dir.join("d/f"));
+    let long = format!("/{}", "./".repeat(2100));
+    assert_eq!(
+        existing(Path::new(&long)).unwrap_err().errno,
+        nix::errno::Errno::ENAMETOOLONG
+    );
     // A missing file may be created only when asked, never through a
     // dangling symlink (qemu-ga's O_EXCL open refuses it too).
     assert_eq!(existing(&dir.join("new")).unwrap_err().errno, nix::errno::Errno::ENOENT);
