@@ -22,7 +22,11 @@ const FAMILIES: &[&str] = &[
 const FIXTURES: &[&str] = &["fixture", "fixture-socket"];
 /// Test-only second builds of a family (crate, family), exposed to tests as
 /// `QGA_TEST_<CRATE>` (the path of the component) for hot-swap tests.
-const FIXTURE_VARIANTS: &[(&str, &str)] = &[("fixture-v2", "fixture"), ("fixture-hostile", "file")];
+const FIXTURE_VARIANTS: &[(&str, &str)] = &[
+    ("fixture-v2", "fixture"),
+    ("fixture-hostile", "file"),
+    ("fixture-file-grants", "file"),
+];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {

@@ -50,7 +50,9 @@ fn render() -> String {
          capabilities a command's sandbox is linked to; IMPORTED-NOT-GRANTED lists what\n\
          its family's component imports but this command cannot call (linked to stubs\n\
          that fail with a permission error). `qga policy explain COMMAND` shows each\n\
-         grant's constraints (paths, modes, programs, users, mount points, limits).\n\n",
+         grant's constraints (paths, modes, programs, users, mount points, limits).\n\
+         Within `files`, each guest-file-* command holds only its own operation\n\
+         (`files.operations`); only guest-file-open holds path rules.\n\n",
     );
     for (title, args) in [
         ("Default policy (compat: every command enabled, like qemu-ga)", vec![]),

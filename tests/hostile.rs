@@ -303,7 +303,8 @@ fn open_without_close_stops_at_the_cap_and_48_mib_reads_leave_no_memory_behind()
     assert_eq!(held.fds, before.fds + 512);
     let (reply, _) = hostile_call(agent, &open);
     assert_eq!(reply, error("opened 0, then: Too many open files"));
-    // Read 48 MiB from the first handle and seek back, keeping each chunk.
+    // Read 48 MiB from the first handle, then from the next ones (the read
+    // grant has no seek), keeping each chunk.
     let read = r#"{"execute":"guest-file-read","arguments":{"handle":1000,"count":50331648}}"#;
     // The hostile read keeps every chunk: the blobs' data, held by the
     // host, count against the call's memory budget.

@@ -292,15 +292,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "mounts",
         kind: Kind::Globs,
-        help: "mount points freeze, trim and fs-stat may act on (exact paths or DIR/**), within the built-in ones",
+        help: "mount points freeze, trim and fs-stat may act on (globs over the resolved path), within the built-in ones",
         apply: |g, v| {
-            // The grant's `*` means any mount point.
-            let granted: Vec<String> = g
-                .mounts
-                .iter()
-                .map(|m| if m == "*" { "/**".to_owned() } else { m.clone() })
-                .collect();
-            g.mounts = narrow_globs(&granted, strings(v));
+            g.mounts = narrow_globs(&g.mounts, strings(v));
             Ok(())
         },
         show: |g| Json::from(g.mounts.clone()),
@@ -348,6 +342,23 @@ pub const SETTINGS: &[Setting] = &[
             modes.dedup();
             Json::from(modes)
         },
+    },
+    Setting {
+        key: "files.operations",
+        kind: Kind::Strings,
+        help: "operations on guest-file-* handles the command may use (open, read, write, seek, flush, close), within the built-in ones",
+        apply: |g, v| {
+            let names = strings(v);
+            let all = crate::capabilities::files::FileOp::ALL;
+            if let Some(bad) = names.iter().find(|n| !all.iter().any(|op| op.name() == n.as_str())) {
+                return Err(format!(
+                    "unknown file operation '{bad}' (expected one of open, read, write, seek, flush, close)"
+                ));
+            }
+            g.file_ops.retain(|op| names.iter().any(|n| n == op.name()));
+            Ok(())
+        },
+        show: |g| Json::from(g.file_ops.iter().map(|op| op.name()).collect::<Vec<_>>()),
     },
     Setting {
         key: "process.programs",
@@ -842,50 +853,14 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 fn check_glob(glob: &str) -> Result<(), String> {
-    if !glob.starts_with('/') {
-        return Err(format!("glob '{glob}' must be an absolute path"));
-    }
-    for segment in glob.split('/') {
-        if segment.contains("**") && segment != "**" {
-            return Err(format!("glob '{glob}': '**' must be a whole path segment"));
-        }
-        if segment == ".." {
-            return Err(format!("glob '{glob}' must not contain '..'"));
-        }
-    }
-    Ok(())
+    crate::capabilities::glob::check(glob).map_err(|e| e.to_string())
 }
 
-/// Path glob: `*` and `?` match within one segment, a `**` segment matches
-/// any number of segments (including none). For capabilities whose grants
-/// hold globs: a request path is allowed when a granted glob matches it.
+/// Path glob of the one glob language ([`crate::capabilities::glob`]):
+/// `*`, `?` and `{n}` within one segment, `DIR/**` everything below DIR;
+/// a path with `..` is never matched.
 pub fn glob_match(glob: &str, path: &str) -> bool {
-    let g: Vec<&str> = glob.split('/').collect();
-    let p: Vec<&str> = path.split('/').collect();
-    if p.contains(&"..") {
-        return false;
-    }
-    match_segments(&g, &p)
-}
-
-fn match_segments(g: &[&str], p: &[&str]) -> bool {
-    match g.split_first() {
-        None => p.is_empty(),
-        Some((&"**", rest)) => (0..=p.len()).any(|skip| match_segments(rest, &p[skip..])),
-        Some((seg, rest)) => match p.split_first() {
-            Some((name, prest)) => match_segment(seg.as_bytes(), name.as_bytes()) && match_segments(rest, prest),
-            None => false,
-        },
-    }
-}
-
-fn match_segment(g: &[u8], s: &[u8]) -> bool {
-    match g.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|skip| match_segment(rest, &s[skip..])),
-        Some((b'?', rest)) => !s.is_empty() && match_segment(rest, &s[1..]),
-        Some((c, rest)) => s.first() == Some(c) && match_segment(rest, &s[1..]),
-    }
+    crate::capabilities::glob::matches(glob, path)
 }
 
 /// Narrow a granted list of globs by policy globs: the granted globs a
@@ -1048,7 +1023,7 @@ mod tests {
     fn mounts_narrow_the_storage_grant() {
         let p = parse("[command.guest-fstrim]\nmounts = [\"/srv/**\", \"/boot\"]\n").unwrap();
         let mut g = Grant::none();
-        g.mounts = vec!["*".into()];
+        g.mounts = vec!["/".into(), "/**".into()];
         assert_eq!(p.grant("guest-fstrim", g).unwrap().mounts, ["/srv/**", "/boot"]);
         let mut g = Grant::none();
         g.mounts = vec!["/srv/data".into(), "/home".into()];

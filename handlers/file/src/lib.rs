@@ -43,19 +43,34 @@ mod component {
         }
     }
 
+    /// qemu-ga's accepted spellings (see `logic::parse_mode`), as the WIT
+    /// enum the host derives the open flags from.
+    fn open_mode(name: &str) -> Option<OpenMode> {
+        Some(match name {
+            "r" => OpenMode::R,
+            "rb" => OpenMode::Rb,
+            "w" => OpenMode::W,
+            "wb" => OpenMode::Wb,
+            "a" => OpenMode::A,
+            "ab" => OpenMode::Ab,
+            "r+" => OpenMode::RPlus,
+            "rb+" => OpenMode::RbPlus,
+            "r+b" => OpenMode::RPlusB,
+            "w+" => OpenMode::WPlus,
+            "wb+" => OpenMode::WbPlus,
+            "w+b" => OpenMode::WPlusB,
+            "a+" => OpenMode::APlus,
+            "ab+" => OpenMode::AbPlus,
+            "a+b" => OpenMode::APlusB,
+            _ => return None,
+        })
+    }
+
     impl Guest for File {
         fn guest_file_open(path: String, mode: Option<String>) -> Result<i64, QgaError> {
             let name = mode.unwrap_or_else(|| "r".to_owned());
-            let m = logic::parse_mode(&name).ok_or_else(|| err(logic::invalid_mode(&name)))?;
-            let mode = OpenMode {
-                name: name.clone(),
-                read: m.read,
-                write: m.write,
-                append: m.append,
-                create: m.create,
-                truncate: m.truncate,
-            };
-            files::open(&path, &mode).map_err(|e| match e {
+            let mode = open_mode(&name).ok_or_else(|| err(logic::invalid_mode(&name)))?;
+            files::open(&path, mode).map_err(|e| match e {
                 FileError::Os(os) => err(logic::open_failed(&path, &name, &os)),
                 FileError::Other(m) => err(m),
                 FileError::NoHandle => err("failed to allocate a file handle".to_owned()),

@@ -6,9 +6,10 @@
 //!   closing, until the host refuses (or 100 000 times);
 //! - guest-file-close(handle): closes `handle` and every open handle after
 //!   it (a test's clean-up);
-//! - guest-file-read(handle, count): reads `count` bytes and seeks back,
-//!   keeping every chunk (the host holds their data), until the host
-//!   refuses or the deadline;
+//! - guest-file-read(handle, count): reads `count` bytes at a time and keeps
+//!   every chunk (the host holds their data); at the end of a handle's file
+//!   it goes on with the next handle (the read grant has no seek), until
+//!   the host refuses or the deadline;
 //! - guest-exec(path, arg, …): starts the program again and again, until
 //!   the host refuses (or 100 000 times);
 //! - guest-exec-status(pid): asks for the child's status forever;
@@ -29,7 +30,7 @@ use exports::qga::agent::file::{FileRead, FileSeek, FileWrite, Guest as FileGues
 use exports::qga::agent::system_info::{
     Guest as SystemInfoGuest, GuestHostName, GuestLoadAverage, GuestOsInfo, GuestTimezone, GuestUser,
 };
-use qga::agent::files::{self, FileError, OpenMode, Whence};
+use qga::agent::files::{self, FileError, OpenMode};
 use qga::agent::types::QgaError;
 use qga::agent::{clock, process, read_file};
 
@@ -55,16 +56,8 @@ fn file_error(e: FileError) -> String {
 
 impl FileGuest for Hostile {
     fn guest_file_open(path: String, _mode: Option<String>) -> Result<i64, QgaError> {
-        let mode = OpenMode {
-            name: "r".to_owned(),
-            read: true,
-            write: false,
-            append: false,
-            create: false,
-            truncate: false,
-        };
         for opened in 0..TRIES {
-            if let Err(e) = files::open(&path, &mode) {
+            if let Err(e) = files::open(&path, OpenMode::R) {
                 return Err(err(format!("opened {opened}, then: {}", file_error(e))));
             }
         }
@@ -82,11 +75,16 @@ impl FileGuest for Hostile {
 
     fn guest_file_read(handle: i64, count: Option<i64>) -> Result<FileRead, QgaError> {
         let count = count.unwrap_or(4096).max(0) as u64;
+        // guest-file-read may only read (seeking back is not its grant):
+        // at the end of one handle's file, go on with the next handle.
         let mut kept = Vec::new();
+        let mut handle = handle;
         loop {
             let chunk = files::read(handle, count).map_err(|e| err(file_error(e)))?;
+            if chunk.eof {
+                handle += 1;
+            }
             kept.push(chunk);
-            files::seek(handle, 0, Whence::Set).map_err(|e| err(file_error(e)))?;
         }
     }
 

@@ -20,6 +20,7 @@ pub mod load_average;
 pub mod net_info;
 pub mod process;
 pub mod read_file;
+pub mod resolve;
 pub mod sysfs;
 pub mod trim;
 
@@ -202,13 +203,15 @@ pub struct Grant {
     pub deadline: Duration,
     /// Cap on the JSON reply, bytes.
     pub reply_limit: usize,
-    /// freeze, trim, fs-stat: mount points the command may act on. Each
-    /// pattern is `*` (any), `DIR/**` (DIR and everything under it) or an
-    /// exact path.
+    /// freeze, trim, fs-stat: mount points the command may act on (globs,
+    /// see [`glob`], over the resolved path).
     pub mounts: Vec<String>,
-    /// files: which paths may be opened in which modes (checked after
-    /// symlinks and `..` are resolved).
+    /// files: which paths may be opened in which modes (matched against
+    /// the resolved path of the object opened). Only an `open` grant uses them.
     pub files: Vec<files::FileRule>,
+    /// files: which operations of the open-file table the command may use
+    /// (guest-file-read only reads handles, guest-file-flush opens nothing).
+    pub file_ops: BTreeSet<files::FileOp>,
     /// process: which programs may run, with which environment, as whom.
     pub process: process::ProcessGrant,
     /// sysfs: path patterns the command may read (open, list, read);
@@ -247,6 +250,7 @@ impl Grant {
             deadline: DEFAULT_DEADLINE,
             reply_limit: DEFAULT_REPLY_LIMIT,
             files: Vec::new(),
+            file_ops: BTreeSet::new(),
             process: process::ProcessGrant::nothing(),
             mounts: Vec::new(),
             sysfs_read: Vec::new(),
@@ -258,7 +262,7 @@ impl Grant {
 
     /// Whether the grant's mount patterns cover `path`.
     pub fn allows_mount(&self, path: &str) -> bool {
-        self.mounts.iter().any(|pattern| mount_pattern_matches(pattern, path))
+        self.mounts.iter().any(|pattern| glob::matches(pattern, path))
     }
 
     pub fn with(mut self, cap: Capability) -> Grant {
@@ -347,23 +351,27 @@ impl Grant {
                 g.read_limit = 64 << 20;
                 g
             }
-            // The file family: only `files`, every path in every mode (as
+            // The file family: only `files`, each command only its own
+            // operation; guest-file-open every path in every mode (as
             // qemu-ga) unless the policy narrows it. A 48 MiB read crosses
             // the sandbox once, as 64 MiB of base64; a write's argument can
             // be a 64 MiB JSON token plus its 48 MiB decoded.
-            "guest-file-open" | "guest-file-close" | "guest-file-seek" | "guest-file-flush" => {
-                let mut g = Grant::none().with(Capability::Files);
-                g.files.push(files::FileRule::any_mode("/**"));
+            "guest-file-open" => {
+                let mut g = Grant::none().with(Capability::Files).with_file_op(files::FileOp::Open);
+                g.files = ANY_PATH.iter().map(|p| files::FileRule::any_mode(p)).collect();
                 g
             }
+            "guest-file-close" => Grant::none().with(Capability::Files).with_file_op(files::FileOp::Close),
+            "guest-file-seek" => Grant::none().with(Capability::Files).with_file_op(files::FileOp::Seek),
+            "guest-file-flush" => Grant::none().with(Capability::Files).with_file_op(files::FileOp::Flush),
             "guest-file-read" => {
-                let mut g = Grant::none().with(Capability::Files);
+                let mut g = Grant::none().with(Capability::Files).with_file_op(files::FileOp::Read);
                 g.memory_bytes = 96 << 20;
                 g.reply_limit = 80 << 20;
                 g
             }
             "guest-file-write" => {
-                let mut g = Grant::none().with(Capability::Files);
+                let mut g = Grant::none().with(Capability::Files).with_file_op(files::FileOp::Write);
                 g.memory_bytes = 160 << 20;
                 g
             }
@@ -383,19 +391,19 @@ impl Grant {
             "guest-fsfreeze-status" => Grant::none().with(Capability::Freeze),
             "guest-fsfreeze-freeze" | "guest-fsfreeze-freeze-list" | "guest-fsfreeze-thaw" => {
                 let mut g = Grant::none().with(Capability::Freeze);
-                g.mounts.push("*".to_owned());
+                g.mounts = any_path();
                 g
             }
             "guest-fstrim" => {
                 let mut g = Grant::none().with(Capability::Trim).with(Capability::ReadFile);
                 g.read_files.push(MOUNTINFO.into());
-                g.mounts.push("*".to_owned());
+                g.mounts = any_path();
                 g
             }
             "guest-get-fsinfo" => {
                 let mut g = Grant::none().with(Capability::FsStat).with(Capability::ReadFile);
                 g.read_files.push(MOUNTINFO.into());
-                g.mounts.push("*".to_owned());
+                g.mounts = any_path();
                 g.preopens.extend(sysfs_preopens());
                 g
             }
@@ -499,6 +507,11 @@ impl Grant {
         }
     }
 
+    fn with_file_op(mut self, op: files::FileOp) -> Grant {
+        self.file_ops.insert(op);
+        self
+    }
+
     fn sysfs_reads(mut self, patterns: &[&str]) -> Grant {
         self.sysfs_read.extend(patterns.iter().map(|p| (*p).to_owned()));
         self
@@ -508,6 +521,13 @@ impl Grant {
         self.sysfs_write.extend(patterns.iter().map(|p| (*p).to_owned()));
         self
     }
+}
+
+/// Every path, in globs: `/` and everything below it.
+pub const ANY_PATH: [&str; 2] = ["/", "/**"];
+
+fn any_path() -> Vec<String> {
+    ANY_PATH.iter().map(|p| (*p).to_owned()).collect()
 }
 
 /// What guest-get-vcpus and guest-set-vcpus read.
@@ -586,17 +606,6 @@ fn sysfs_preopens() -> Vec<Preopen> {
     out
 }
 
-fn mount_pattern_matches(pattern: &str, path: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_suffix("/**") {
-        Some("") => path.starts_with('/'),
-        Some(dir) => path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')),
-        None => pattern == path,
-    }
-}
-
 /// A request string as qemu-ga hands it to the C library. QEMU's JSON
 /// parser keeps `\u0000` as the two bytes C0 80 (modified UTF-8), so a NUL
 /// never cuts a path, an argument or a name short: it is two more bytes of
@@ -637,6 +646,8 @@ pub enum Denied {
         path: String,
         mode: String,
     },
+    #[error("permission denied: {command} is not granted files.{op}")]
+    FileOp { command: String, op: String },
     #[error("permission denied: {command} may not run {program}")]
     Program { command: String, program: String },
     #[error("permission denied: {command} may not set environment variable {name}")]
@@ -825,14 +836,18 @@ mod tests {
         let mut g = Grant::none();
         assert!(!g.allows_mount("/"));
         g.mounts = vec!["/srv/**".into(), "/data".into()];
-        assert!(g.allows_mount("/srv"));
+        // `DIR/**` is below DIR, not DIR; `..` never matches.
+        assert!(!g.allows_mount("/srv"));
+        assert!(!g.allows_mount("/srv/.."));
+        assert!(!g.allows_mount("/srv/a/../../etc"));
         assert!(g.allows_mount("/srv/a/b"));
         assert!(!g.allows_mount("/srvx"));
         assert!(g.allows_mount("/data"));
         assert!(!g.allows_mount("/data/x"));
         assert!(!g.allows_mount("/"));
-        g.mounts = vec!["*".into()];
+        g.mounts = any_path();
         assert!(g.allows_mount("/"));
+        assert!(g.allows_mount("/srv"));
     }
 
     #[test]

@@ -4,19 +4,28 @@
 //! Handles come from a counter persisted in the state directory exactly as
 //! qemu-ga keeps it: `<statedir>/qga.state`, a GLib key file
 //! `[global]\nfd_counter=N\n`, rewritten before each handle is returned.
-//! Every path is checked against the command's grant after `..` and
-//! symlinks are resolved, and again on the descriptor actually opened.
+//! Grants are per command ([`FileOp`]): only an `open` grant opens, and
+//! its path is resolved race-free ([`super::resolve`]): the grant is
+//! matched against the resolved path of the object actually opened, a new
+//! file is created O_EXCL through its checked parent, and truncation
+//! happens after the check, on the checked descriptor. Each handle records
+//! its open mode; reads and writes on a handle whose mode does not allow
+//! them fail with EBADF's text, as qemu-ga's do.
 
 mod sys;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::BlobData;
 use super::qga::agent::files::{Chunk, FileError, Host, OpenMode, Whence};
+use super::resolve::{self, OFlag, Target};
 use super::{CallCtx, Capability, Denied, Grant, glob};
+
+mod mode;
+pub use mode::{Access, base, mode_name};
 
 /// The first handle with a fresh state directory (qemu-ga's default).
 pub const FIRST_HANDLE: i64 = 1000;
@@ -41,6 +50,43 @@ pub struct FileRule {
 /// All six qemu-ga modes.
 pub const ALL_MODES: [&str; 6] = ["r", "r+", "w", "w+", "a", "a+"];
 
+/// One operation of the files capability, granted per command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FileOp {
+    Open,
+    Read,
+    Write,
+    Seek,
+    Flush,
+    Close,
+}
+
+impl FileOp {
+    pub const ALL: [FileOp; 6] = [
+        FileOp::Open,
+        FileOp::Read,
+        FileOp::Write,
+        FileOp::Seek,
+        FileOp::Flush,
+        FileOp::Close,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FileOp::Open => "open",
+            FileOp::Read => "read",
+            FileOp::Write => "write",
+            FileOp::Seek => "seek",
+            FileOp::Flush => "flush",
+            FileOp::Close => "close",
+        }
+    }
+}
+
+/// Most times an open resolves its path again when a file appeared where
+/// it was about to create one.
+const MAX_CREATE_RACES: usize = 8;
+
 impl FileRule {
     /// `pattern` in every mode.
     pub fn any_mode(pattern: &str) -> FileRule {
@@ -62,36 +108,6 @@ impl FileRule {
 /// A mode name without its `b` ("rb+" and "r+b" are "r+").
 pub fn base_mode(mode: &str) -> String {
     mode.chars().filter(|&c| c != 'b').collect()
-}
-
-/// `path` made absolute, with every existing prefix's symlinks and `..`
-/// resolved by the kernel (realpath) and the non-existent rest normalized
-/// lexically (a component that does not exist cannot be a symlink).
-pub fn resolve(path: &Path) -> PathBuf {
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .unwrap_or_else(|_| PathBuf::from("/"))
-            .join(path)
-    };
-    let components: Vec<Component> = absolute.components().collect();
-    for split in (1..=components.len()).rev() {
-        let prefix: PathBuf = components[..split].iter().collect();
-        if let Ok(mut real) = std::fs::canonicalize(&prefix) {
-            for c in &components[split..] {
-                match c {
-                    Component::ParentDir => {
-                        real.pop();
-                    }
-                    Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
-                    Component::Normal(name) => real.push(name),
-                }
-            }
-            return real;
-        }
-    }
-    absolute
 }
 
 /// The grant check of an open: the resolved path must match a rule that
@@ -122,7 +138,14 @@ pub struct FileTable {
 
 struct Table {
     next: i64,
-    open: HashMap<i64, Arc<File>>,
+    open: HashMap<i64, OpenFile>,
+}
+
+/// An open file and what its recorded open mode allows.
+#[derive(Debug, Clone)]
+pub struct OpenFile {
+    pub file: Arc<File>,
+    pub access: Access,
 }
 
 impl std::fmt::Debug for FileTable {
@@ -193,7 +216,7 @@ impl FileTable {
     /// disk first, as qemu-ga's ga_get_fd_handle does. Like qemu-ga, a
     /// handle whose commit failed is used up all the same (the next open
     /// gets the one after it), and the file is closed.
-    pub fn add(&self, file: File) -> Result<i64, AddError> {
+    pub fn add(&self, file: File, access: Access) -> Result<i64, AddError> {
         let mut t = self.lock();
         if t.open.len() >= MAX_OPEN_FILES {
             return Err(AddError::Full);
@@ -208,15 +231,21 @@ impl FileTable {
             );
             return Err(AddError::Commit);
         }
-        t.open.insert(handle, Arc::new(file));
+        t.open.insert(
+            handle,
+            OpenFile {
+                file: Arc::new(file),
+                access,
+            },
+        );
         Ok(handle)
     }
 
-    pub fn get(&self, handle: i64) -> Option<Arc<File>> {
+    pub fn get(&self, handle: i64) -> Option<OpenFile> {
         self.lock().open.get(&handle).cloned()
     }
 
-    pub fn remove(&self, handle: i64) -> Option<Arc<File>> {
+    pub fn remove(&self, handle: i64) -> Option<OpenFile> {
         self.lock().open.remove(&handle)
     }
 
@@ -267,58 +296,101 @@ fn os(e: &std::io::Error) -> FileError {
 }
 
 impl CallCtx {
-    fn files_allowed(&self) -> wasmtime::Result<()> {
+    /// The command holds `files` and this operation of it.
+    fn files_allowed(&self, op: FileOp) -> wasmtime::Result<()> {
         self.grant.require(&self.command, Capability::Files)?;
+        if !self.grant.file_ops.contains(&op) {
+            return Err(Denied::FileOp {
+                command: self.command.to_string(),
+                op: op.name().to_owned(),
+            }
+            .into());
+        }
         Ok(())
     }
 
-    fn open_file(&self, handle: i64) -> Result<Arc<File>, FileError> {
+    fn open_file(&self, handle: i64) -> Result<OpenFile, FileError> {
         self.state.files.get(handle).ok_or(FileError::NoHandle)
+    }
+
+    /// Resolve, check and open `path`: the file opened is the object
+    /// whose resolved path matched the grant, whatever is swapped meanwhile.
+    fn open_checked(&self, path: &Path, mode: OpenMode) -> Result<Result<File, FileError>, Denied> {
+        let name = mode_name(mode);
+        let access = Access::of(mode);
+        let flags = access.flags() | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+        for _ in 0..MAX_CREATE_RACES {
+            let target = match resolve::resolve(path, access.create) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Fail closed: where resolution stopped must be inside
+                    // the grant for the caller to learn why.
+                    check_path(&self.grant, &self.command, &e.at, name)?;
+                    return Ok(Err(os(&e.io())));
+                }
+            };
+            match target {
+                Target::Existing(found) => {
+                    check_path(&self.grant, &self.command, &found.path, name)?;
+                    let file = match found.open(flags) {
+                        Ok(f) => f,
+                        Err(e) => return Ok(Err(os(&e))),
+                    };
+                    // O_TRUNC only now, on the checked descriptor (a FIFO
+                    // or a device is not truncated, as O_TRUNC ignores them).
+                    if access.truncate
+                        && found.kind == resolve::Kind::Regular
+                        && let Err(e) = file.set_len(0)
+                    {
+                        return Ok(Err(os(&e)));
+                    }
+                    return Ok(Ok(file));
+                }
+                Target::Missing(missing) => {
+                    check_path(&self.grant, &self.command, &missing.path, name)?;
+                    match missing.create(flags, sys::NEW_FILE_MODE) {
+                        Ok(f) => return Ok(Ok(f)),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Ok(Err(os(&e))),
+                    }
+                }
+            }
+        }
+        Ok(Err(os(&std::io::Error::from_raw_os_error(libc::EEXIST))))
     }
 }
 
 impl Host for CallCtx {
     fn open(&mut self, path: String, mode: OpenMode) -> wasmtime::Result<Result<i64, FileError>> {
-        self.files_allowed()?;
+        self.files_allowed(FileOp::Open)?;
         let path = super::c_string(&path);
-        let resolved = resolve(Path::new(&path));
-        check_path(&self.grant, &self.command, &resolved, &mode.name)?;
         // Before opening: a refused open must not create or truncate.
         if !self.state.files.has_room() {
             return Ok(Err(AddError::Full.into()));
         }
-        let flags = sys::Flags {
-            read: mode.read,
-            write: mode.write,
-            append: mode.append,
-            create: mode.create,
-            truncate: mode.truncate,
-        };
-        let file = match sys::open(Path::new(&path), flags) {
+        let file = match self.open_checked(Path::new(&path), mode)? {
             Ok(f) => f,
-            Err(e) => return Ok(Err(os(&e))),
+            Err(e) => return Ok(Err(e)),
         };
-        // The descriptor is what counts: re-check the path the kernel
-        // opened, in case a component was swapped for a symlink meanwhile.
-        match sys::real_path(&file) {
-            Ok(real) => check_path(&self.grant, &self.command, &real, &mode.name)?,
-            Err(e) => return Ok(Err(os(&e))),
-        }
-        Ok(self.state.files.add(file).map_err(FileError::from))
+        Ok(self.state.files.add(file, Access::of(mode)).map_err(FileError::from))
     }
 
     fn exists(&mut self, handle: i64) -> wasmtime::Result<bool> {
-        self.files_allowed()?;
+        self.grant.require(&self.command, Capability::Files)?;
         Ok(self.state.files.get(handle).is_some())
     }
 
     fn read(&mut self, handle: i64, count: u64) -> wasmtime::Result<Result<Chunk, FileError>> {
-        self.files_allowed()?;
+        self.files_allowed(FileOp::Read)?;
         // qemu-ga's GUEST_FILE_READ_COUNT_MAX, whatever the handler asks.
         let count = count.min(48 << 20);
-        let read = self
-            .open_file(handle)
-            .and_then(|f| sys::read(&f, count).map_err(|e| os(&e)));
+        let read = self.open_file(handle).and_then(|f| {
+            // A read of nothing touches nothing (qemu-ga's fread of 0).
+            if !f.access.read && count > 0 {
+                return Err(os(&std::io::Error::from_raw_os_error(libc::EBADF)));
+            }
+            sys::read(&f.file, count).map_err(|e| os(&e))
+        });
         let (bytes, eof) = match read {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
@@ -331,15 +403,18 @@ impl Host for CallCtx {
     }
 
     fn write(&mut self, handle: i64, data: Vec<u8>) -> wasmtime::Result<Result<u64, FileError>> {
-        self.files_allowed()?;
+        self.files_allowed(FileOp::Write)?;
         Ok(self.open_file(handle).and_then(|f| {
-            sys::write(&f, &data).map_err(|e| os(&e))?;
+            if !f.access.write && !data.is_empty() {
+                return Err(os(&std::io::Error::from_raw_os_error(libc::EBADF)));
+            }
+            sys::write(&f.file, &data).map_err(|e| os(&e))?;
             Ok(data.len() as u64)
         }))
     }
 
     fn seek(&mut self, handle: i64, offset: i64, whence: Whence) -> wasmtime::Result<Result<u64, FileError>> {
-        self.files_allowed()?;
+        self.files_allowed(FileOp::Seek)?;
         let whence = match whence {
             Whence::Set => sys::Whence::Set,
             Whence::Cur => sys::Whence::Cur,
@@ -347,117 +422,21 @@ impl Host for CallCtx {
         };
         Ok(self
             .open_file(handle)
-            .and_then(|f| sys::seek(&f, offset, whence).map_err(|e| os(&e))))
+            .and_then(|f| sys::seek(&f.file, offset, whence).map_err(|e| os(&e))))
     }
 
     fn flush(&mut self, handle: i64) -> wasmtime::Result<Result<(), FileError>> {
-        self.files_allowed()?;
+        self.files_allowed(FileOp::Flush)?;
         // Writes are not buffered in the agent: nothing to push (qemu-ga's
         // fflush does not fsync either).
         Ok(self.open_file(handle).map(|_| ()))
     }
 
     fn close(&mut self, handle: i64) -> wasmtime::Result<Result<(), FileError>> {
-        self.files_allowed()?;
+        self.files_allowed(FileOp::Close)?;
         Ok(self.state.files.remove(handle).map(drop).ok_or(FileError::NoHandle))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_file_is_qemu_ga_key_file() {
-        assert_eq!(format_state(1000), "[global]\nfd_counter=1000\n");
-        assert_eq!(parse_state("[global]\nfd_counter=1003\n"), Some(1003));
-        assert_eq!(parse_state("[other]\nfd_counter=5\n[global]\nfd_counter=7\n"), Some(7));
-        assert_eq!(parse_state("garbage"), None);
-    }
-
-    #[test]
-    fn counter_persists_across_tables() {
-        let dir = std::env::temp_dir().join(format!("qga-files-state-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let t = FileTable::new(&dir);
-        assert_eq!(
-            std::fs::read_to_string(dir.join("qga.state")).unwrap(),
-            "[global]\nfd_counter=1000\n"
-        );
-        assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), 1000);
-        assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), 1001);
-        drop(t);
-        let t = FileTable::new(&dir);
-        assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), 1002);
-        assert_eq!(
-            std::fs::read_to_string(dir.join("qga.state")).unwrap(),
-            "[global]\nfd_counter=1003\n"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn table_is_capped_and_a_failed_commit_uses_up_its_handle() {
-        let dir = std::env::temp_dir().join(format!("qga-files-cap-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let t = FileTable::new(&dir);
-        for i in 0..MAX_OPEN_FILES {
-            assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), 1000 + i as i64);
-        }
-        assert!(!t.has_room());
-        assert_eq!(t.add(File::open("/dev/null").unwrap()), Err(AddError::Full));
-        assert!(t.remove(1000).is_some());
-        assert!(t.has_room());
-        let next = 1000 + MAX_OPEN_FILES as i64;
-        assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), next);
-        // The state directory goes away: the commit fails, the handle is
-        // spent (as in qemu-ga), nothing is left open and no temporary
-        // file stays behind.
-        t.remove(next);
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(t.add(File::open("/dev/null").unwrap()), Err(AddError::Commit));
-        assert_eq!(t.len(), MAX_OPEN_FILES - 1);
-        std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(t.add(File::open("/dev/null").unwrap()).unwrap(), next + 2);
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["qga.state"]);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn resolve_follows_dotdot_and_symlinks() {
-        let dir = std::env::temp_dir().join(format!("qga-files-resolve-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let real = std::fs::canonicalize(&dir).unwrap();
-        std::os::unix::fs::symlink("/etc/shadow", dir.join("link")).unwrap();
-        std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
-        assert_eq!(resolve(&dir.join("link")), Path::new("/etc/shadow"));
-        assert_eq!(resolve(&dir.join("../../etc/shadow")), Path::new("/etc/shadow"));
-        assert_eq!(resolve(&dir.join("etc/new-file")), Path::new("/etc/new-file"));
-        assert_eq!(resolve(&dir.join("nope/../../x")), real.parent().unwrap().join("x"));
-        assert_eq!(resolve(&dir.join("new")), real.join("new"));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn modes_and_globs_decide() {
-        let mut g = Grant::none().with(Capability::Files);
-        g.files = vec![FileRule::any_mode("/tmp/**"), FileRule::read_only("/var/log/*.log")];
-        assert!(check_path(&g, "c", Path::new("/tmp/a"), "w+").is_ok());
-        assert!(check_path(&g, "c", Path::new("/var/log/x.log"), "rb").is_ok());
-        let e = check_path(&g, "c", Path::new("/var/log/x.log"), "a").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "permission denied: c may not open /var/log/x.log (mode 'a')"
-        );
-        assert!(check_path(&g, "c", Path::new("/etc/shadow"), "r").is_err());
-        assert_eq!(base_mode("r+b"), "r+");
-        assert_eq!(base_mode("ab+"), "a+");
-    }
-}
+mod tests;

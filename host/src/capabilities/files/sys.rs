@@ -1,57 +1,13 @@
 //! Syscalls of the files capability (std and nix, no `unsafe`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 
 /// Mode of files guest-file-open creates, before the umask. qemu-ga 7.2
 /// fchmods them to exactly 0666, world-writable whatever the umask; qga
 /// lets the agent's umask apply (0644 under the packaged unit's UMask=0022),
 /// so a file the host creates as root cannot be rewritten by any guest user.
 pub const NEW_FILE_MODE: u32 = 0o666;
-
-/// How to open: the flags of one qemu-ga mode.
-#[derive(Debug, Clone, Copy)]
-pub struct Flags {
-    pub read: bool,
-    pub write: bool,
-    pub append: bool,
-    pub create: bool,
-    pub truncate: bool,
-}
-
-fn options(flags: Flags) -> OpenOptions {
-    let mut o = OpenOptions::new();
-    o.read(flags.read)
-        .write(flags.write && !flags.append)
-        .append(flags.append)
-        .truncate(flags.truncate)
-        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK);
-    o
-}
-
-/// qemu-ga's safe_open_or_create: exclusive creation first (the new file
-/// gets [`NEW_FILE_MODE`] less the umask), else open the existing file.
-/// Non-blocking and close-on-exec like qemu-ga's descriptors.
-pub fn open(path: &Path, flags: Flags) -> std::io::Result<File> {
-    if flags.create {
-        let mut o = options(flags);
-        o.create_new(true).mode(NEW_FILE_MODE);
-        match o.open(path) {
-            Ok(f) => return Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-    }
-    options(flags).open(path)
-}
-
-/// The path the kernel has for an open file (for the grant re-check).
-pub fn real_path(file: &File) -> std::io::Result<PathBuf> {
-    use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-}
 
 /// Read until `count` bytes or end of file; `(bytes, eof)`. Like stdio's
 /// fread, any error (EAGAIN on an empty pipe too) fails the whole read.

@@ -100,17 +100,16 @@ impl ProcessGrant {
     }
 }
 
-/// The grant check of a spawn: the program (resolved) against the
+/// The grant check of a spawn: the program's resolved path (see
+/// [`super::resolve`]; the checked descriptor is what runs) against the
 /// allowlist, each environment name against the allowed names.
-pub fn check_spawn(grant: &Grant, command: &str, file: &std::path::Path, env: Option<&[String]>) -> Result<(), Denied> {
-    let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    let text = real.to_string_lossy();
-    if !grant.process.programs.iter().any(|p| glob::matches(p, &text)) {
-        return Err(Denied::Program {
-            command: command.to_owned(),
-            program: text.into_owned(),
-        });
-    }
+pub fn check_spawn(
+    grant: &Grant,
+    command: &str,
+    resolved: &std::path::Path,
+    env: Option<&[String]>,
+) -> Result<(), Denied> {
+    check_program(grant, command, resolved)?;
     if let (Some(allowed), Some(env)) = (&grant.process.env_names, env) {
         for entry in env {
             let name = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
@@ -123,6 +122,19 @@ pub fn check_spawn(grant: &Grant, command: &str, file: &std::path::Path, env: Op
         }
     }
     Ok(())
+}
+
+/// The program allowlist alone.
+fn check_program(grant: &Grant, command: &str, resolved: &std::path::Path) -> Result<(), Denied> {
+    let text = resolved.to_string_lossy();
+    if grant.process.programs.iter().any(|p| glob::matches(p, &text)) {
+        Ok(())
+    } else {
+        Err(Denied::Program {
+            command: command.to_owned(),
+            program: text.into_owned(),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -394,6 +406,15 @@ pub fn close_inherited_on_exec() -> std::io::Result<()> {
     sys::close_inherited_on_exec()
 }
 
+/// Whether the checked program starts with `#!`.
+fn is_script(program: &super::resolve::Resolved) -> bool {
+    let mut head = [0u8; 2];
+    program
+        .open(super::resolve::OFlag::O_RDONLY | super::resolve::OFlag::O_NONBLOCK)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"#!")
+}
+
 /// GLib's g_spawn error text.
 fn spawn_failed(program: &str, errno: &std::io::Error) -> String {
     format!(
@@ -417,7 +438,25 @@ impl Host for CallCtx {
             Ok(f) => f,
             Err(errno) => return Ok(Err(spawn_failed(&req.path, &std::io::Error::from(errno)))),
         };
-        check_spawn(&self.grant, &self.command, &file, req.env.as_deref())?;
+        // Resolved race-free; the checked descriptor is what runs, as
+        // /proc/self/fd/N (execveat semantics, `#!` scripts included).
+        let program = match super::resolve::existing(&file) {
+            Ok(p) => p,
+            Err(e) => {
+                // Fail closed: the caller learns why only inside the grant.
+                check_program(&self.grant, &self.command, &e.at)?;
+                return Ok(Err(spawn_failed(&req.path, &e.io())));
+            }
+        };
+        if program.kind != super::resolve::Kind::Regular {
+            // What execve(2) says of a directory or a device.
+            return Ok(Err(spawn_failed(
+                &req.path,
+                &std::io::Error::from_raw_os_error(libc::EACCES),
+            )));
+        }
+        check_spawn(&self.grant, &self.command, &program.path, req.env.as_deref())?;
+        let file = program.proc_path();
         // Strings reach the child as qemu-ga passes them (see c_string).
         let argv0 = super::c_string(&req.path);
         let argv: Vec<std::ffi::OsString> = req.args.iter().map(|a| super::c_string(a)).collect();
@@ -430,6 +469,10 @@ impl Host for CallCtx {
             capture: req.capture,
             uid: self.grant.process.uid,
             gid: self.grant.process.gid,
+            // A `#!` script's interpreter opens /proc/self/fd/N after the
+            // exec: only then must the descriptor survive it (which costs
+            // a fork instead of posix_spawn).
+            keep_fd: is_script(&program).then(|| std::os::fd::AsRawFd::as_raw_fd(&program.fd)),
         };
         let table = &self.state.process;
         let mut input = req.input;
@@ -444,6 +487,7 @@ impl Host for CallCtx {
                     file: std::path::Path::new("/bin/sh"),
                     argv0: std::ffi::OsStr::new("/bin/sh"),
                     args: &args,
+                    keep_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&program.fd)),
                     ..spawn
                 };
                 Ok(table.spawn(&sh, &mut input).map_err(|e| match e {

@@ -51,6 +51,10 @@ pub struct Spawn<'a> {
     pub capture: CaptureMode,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// A descriptor the child keeps open across exec (the checked
+    /// program, run as /proc/self/fd/N: a `#!` script's interpreter opens
+    /// it by that name after the exec).
+    pub keep_fd: Option<std::os::fd::RawFd>,
 }
 
 /// A started child, and in [`CaptureMode::Merged`] the read end of the
@@ -102,6 +106,20 @@ pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Started> {
     }
     if let Some(uid) = s.uid {
         cmd.uid(uid);
+    }
+    if let Some(fd) = s.keep_fd {
+        // SAFETY: the closure runs in the forked child before exec and
+        // only calls fcntl(2), which is async-signal-safe, on a descriptor
+        // number the parent holds open for the whole spawn (the program's
+        // O_PATH descriptor); it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
     let child = cmd.spawn()?;
     Ok(Started { child, merged })

@@ -1,55 +1,20 @@
 //! `qga:agent/sysfs`: sysfs (and procfs) files named by the grant's path
 //! patterns, read and write patterns apart.
 //!
-//! A pattern is an absolute path whose components are literal, except that
-//! `{n}` inside a component matches one or more ASCII digits
-//! (`/sys/devices/system/cpu/cpu{n}/online`). A path is checked after it is
-//! made canonical in form (one trailing `/` dropped); a path with `.`, `..`,
-//! an empty component or a NUL never matches.
+//! Patterns are globs of the one language ([`super::glob`]); sysfs's use
+//! `{n}` (one or more ASCII digits: `/sys/devices/system/cpu/cpu{n}/online`).
+//! One trailing `/` is dropped; a path with `.`, `..`, an empty component
+//! or a NUL never matches.
 
 mod sys;
 
 use super::qga::agent::sysfs::{DirEntry, Host, OsError};
 use super::{CallCtx, Capability, Denied, Grant};
 
-/// Does `path` match `pattern`?
+/// Does `path` match `pattern`? The one glob language of grants
+/// ([`super::glob`]); sysfs patterns use its `{n}`.
 pub fn pattern_matches(pattern: &str, path: &str) -> bool {
-    let Some(path) = normalize(path) else {
-        return false;
-    };
-    let mut pat = pattern.split('/');
-    let mut comps = path.split('/');
-    loop {
-        match (pat.next(), comps.next()) {
-            (None, None) => return true,
-            (Some(p), Some(c)) if component_matches(p, c) => {}
-            _ => return false,
-        }
-    }
-}
-
-/// The path without one trailing `/`, or `None` when it is not absolute or
-/// has a `.`, `..` or empty component, or a NUL.
-fn normalize(path: &str) -> Option<&str> {
-    let path = path.strip_suffix('/').unwrap_or(path);
-    let rest = path.strip_prefix('/')?;
-    if path.contains('\0') || rest.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-        return None;
-    }
-    Some(path)
-}
-
-fn component_matches(pattern: &str, comp: &str) -> bool {
-    match pattern.split_once("{n}") {
-        None => pattern == comp,
-        Some((prefix, suffix)) => {
-            let Some(rest) = comp.strip_prefix(prefix) else {
-                return false;
-            };
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            digits > 0 && component_matches(suffix, &rest[digits..])
-        }
-    }
+    super::glob::matches(pattern, path)
 }
 
 fn check(ctx: &CallCtx, path: &str, write: bool) -> Result<(), Denied> {

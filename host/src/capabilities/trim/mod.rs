@@ -5,18 +5,30 @@ mod sys;
 use std::path::Path;
 
 use super::qga::agent::trim::{Host, TrimError, Trimmed};
-use super::{CallCtx, Capability, io_strerror};
+use super::{CallCtx, Capability, io_strerror, resolve};
 
 impl Host for CallCtx {
     fn trim(&mut self, mountpoint: String, minimum: u64) -> wasmtime::Result<Result<Trimmed, TrimError>> {
         self.grant.require(&self.command, Capability::Trim)?;
-        if !self.grant.allows_mount(&mountpoint) {
-            return Ok(Err(TrimError::Denied(format!(
+        let denied = || {
+            Ok(Err(TrimError::Denied(format!(
                 "permission denied: {} may not use mount point {mountpoint}",
                 self.command
-            ))));
+            ))))
+        };
+        // The grant is matched against the resolved path, and FITRIM runs
+        // on the very directory that matched.
+        let found = match resolve::existing(Path::new(&mountpoint)) {
+            Ok(found) => found,
+            Err(e) if self.grant.allows_mount(&resolve::text(&e.at)) => {
+                return Ok(Err(TrimError::Open(io_strerror(&e.io()))));
+            }
+            Err(_) => return denied(),
+        };
+        if !self.grant.allows_mount(&resolve::text(&found.path)) {
+            return denied();
         }
-        let file = match sys::open_mount(Path::new(&mountpoint)) {
+        let file = match found.open(resolve::OFlag::O_RDONLY) {
             Ok(f) => f,
             Err(e) => return Ok(Err(TrimError::Open(io_strerror(&e)))),
         };

@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::Path;
 
 /// `struct fstrim_range` of <linux/fs.h>.
 #[repr(C)]
@@ -16,10 +15,6 @@ pub struct FstrimRange {
 
 // _IOWR('X', 121, struct fstrim_range)
 nix::ioctl_readwrite!(fitrim, b'X', 121, FstrimRange);
-
-pub fn open_mount(path: &Path) -> io::Result<File> {
-    File::open(path)
-}
 
 /// Trim the whole filesystem of `file`, extents shorter than `minlen`
 /// skipped; the range as the kernel updated it.
