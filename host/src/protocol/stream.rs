@@ -14,6 +14,13 @@ use crate::qobject::{Value, lossy_string};
 const MAX_TOKEN_COUNT: usize = 2 << 20;
 const MAX_NESTING: i64 = 1 << 10;
 
+/// A few milliseconds of parsing: a feed that may parse more tokens than
+/// this belongs off the event loop.
+const SLOW_TOKENS: usize = 64 << 10;
+
+/// Bytes of token text that cost about as much to parse as one token.
+const TEXT_PER_TOKEN: usize = 8;
+
 /// A streaming parser: bytes in, complete values (or parse errors) out. One
 /// per client; it holds only that client's partial input.
 #[derive(Default)]
@@ -50,6 +57,16 @@ impl StreamParser {
             i += 1;
         }
         self.lexer = lexer;
+    }
+
+    /// Whether feeding `incoming` more bytes may take more than a few
+    /// milliseconds: it may complete the message held so far, whose parse
+    /// costs its token count, and each byte may add a token.
+    /// A byte of token text (a long string of escapes) costs far less
+    /// than a token.
+    pub fn may_be_slow(&self, incoming: usize) -> bool {
+        let text = self.size + self.lexer.pending();
+        self.tokens.len() + (text + incoming) / TEXT_PER_TOKEN > SLOW_TOKENS
     }
 
     /// True while a message is partially received.
