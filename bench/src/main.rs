@@ -2,13 +2,15 @@
 //! measures both in one run, interleaved so that machine noise falls on
 //! both alike. Prints each metric for both agents and the ratio qga/qemu-ga.
 //!
-//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers]...
+//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers|shapes]...
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod shapes;
 
 struct Agent {
     name: &'static str,
@@ -417,7 +419,8 @@ fn latency(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
 }
 
-const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers]...";
+const USAGE: &str =
+    "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers|shapes]...";
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -469,6 +472,9 @@ fn main() {
     }
     if wanted("transfers") {
         file_and_exec(&agents, rounds, &mut rows);
+    }
+    if wanted("shapes") {
+        shapes::shapes_section(&agents, rounds, &mut rows);
     }
     let size = |p: &Path| {
         std::fs::metadata(p)
