@@ -192,8 +192,10 @@ impl From<Dict> for Value {
 pub struct Dict {
     slots: Vec<Option<(Key, Value)>>,
     live: usize,
-    /// Key to slot; empty while `slots` is short enough to scan.
-    index: HashMap<Key, usize>,
+    /// Key to slot; none while `slots` is short enough to scan (boxed, so
+    /// that a small dict, and every `Value`, stays small).
+    #[allow(clippy::box_collection, reason = "keeps every Value small; most dicts have no index")]
+    index: Option<Box<HashMap<Key, usize>>>,
 }
 
 /// Up to this many slots a lookup scans them (cheaper than hashing).
@@ -258,7 +260,7 @@ impl Dict {
                 })
             });
         }
-        self.index.get(key).copied()
+        self.index.as_ref().and_then(|index| index.get(key).copied())
     }
 
     /// Insert or replace (in place, like `qdict_put_obj`).
@@ -274,10 +276,12 @@ impl Dict {
         self.slots.push(Some((key.clone(), value)));
         self.live += 1;
         if self.slots.len() > SCAN_SLOTS {
-            if self.index.is_empty() {
-                self.reindex();
-            } else {
-                self.index.insert(key, self.slots.len() - 1);
+            let slot = self.slots.len() - 1;
+            match &mut self.index {
+                Some(index) => {
+                    index.insert(key, slot);
+                }
+                None => self.reindex(),
             }
         }
     }
@@ -301,7 +305,9 @@ impl Dict {
         let pos = self.position(key)?;
         let (_, value) = self.slots[pos].take()?;
         self.live -= 1;
-        self.index.remove(key);
+        if let Some(index) = &mut self.index {
+            index.remove(key);
+        }
         if self.slots.len() > SCAN_SLOTS && self.slots.len() > 2 * self.live {
             self.slots.retain(Option::is_some);
             self.reindex();
@@ -312,17 +318,17 @@ impl Dict {
     /// Rebuild the index from the slots (after a sweep, or when the slots
     /// outgrow a scan).
     fn reindex(&mut self) {
-        self.index.clear();
         if self.slots.len() <= SCAN_SLOTS {
-            self.index.shrink_to_fit();
+            self.index = None;
             return;
         }
-        self.index.reserve(self.live);
+        let mut index = HashMap::with_capacity(self.live);
         for (pos, slot) in self.slots.iter().enumerate() {
             if let Some((k, _)) = slot {
-                self.index.insert(k.clone(), pos);
+                index.insert(k.clone(), pos);
             }
         }
+        self.index = Some(Box::new(index));
     }
 
     pub fn len(&self) -> usize {
