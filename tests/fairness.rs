@@ -204,10 +204,10 @@ fn sigterm_during_a_big_parse_ends_the_agent() {
 fn sigterm_while_a_client_streams_ends_the_agent() {
     let mut agent = Agent::qga(&[]);
     let mut stream = UnixStream::connect(&agent.socket).unwrap();
+    stream
+        .write_all(br#"{"execute": "guest-ping", "arguments": {"x": ""#)
+        .unwrap();
     let writer = std::thread::spawn(move || {
-        stream
-            .write_all(br#"{"execute": "guest-ping", "arguments": {"x": ""#)
-            .unwrap();
         let filler = b"\\n".repeat(32 << 10);
         // Until the agent is gone and the write fails.
         while stream.write_all(&filler).is_ok() {}
