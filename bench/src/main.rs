@@ -2,7 +2,7 @@
 //! measures both in one run, interleaved so that machine noise falls on
 //! both alike. Prints each metric for both agents and the ratio qga/qemu-ga.
 //!
-//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only startup|latency|transfers|client-cp]...
+//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only startup|latency|transfers|client-cp|shapes]...
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod client_cp;
+mod shapes;
 
 struct Agent {
     name: &'static str,
@@ -419,7 +420,7 @@ fn latency(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
 }
 
-const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only startup|latency|transfers|client-cp]...";
+const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only startup|latency|transfers|client-cp|shapes]...";
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -476,6 +477,9 @@ fn main() {
     }
     if wanted("client-cp") {
         client_cp::client_cp(&agents, &client, rounds, &mut rows);
+    }
+    if wanted("shapes") {
+        shapes::shapes_section(&agents, rounds, &mut rows);
     }
     let size = |p: &Path| {
         std::fs::metadata(p)

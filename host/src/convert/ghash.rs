@@ -67,6 +67,7 @@ impl<'a> KeySet<'a> {
         let mut step = 0;
         let mut tombstone = None;
         loop {
+            crate::qobject::work::count(1);
             let h = self.hashes[i as usize];
             if h == UNUSED {
                 break;
@@ -156,6 +157,7 @@ impl<'a> KeySet<'a> {
                 let mut j = self.index(hash) as usize;
                 let mut step = 0;
                 while moved[j] {
+                    crate::qobject::work::count(1);
                     step += 1;
                     j = (j + step) & self.mask as usize;
                 }

@@ -252,6 +252,11 @@ impl Lexer {
         n
     }
 
+    /// Bytes of the token in progress.
+    pub fn pending(&self) -> usize {
+        self.token.len()
+    }
+
     fn push(&mut self, b: u8) {
         if !self.skipping {
             self.token.push(b);

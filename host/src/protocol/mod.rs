@@ -2,6 +2,8 @@
 //! envelope (`execute`, `arguments`, `id`) and nothing about commands.
 
 mod lexer;
+#[cfg(test)]
+mod linearity;
 mod parser;
 mod stream;
 

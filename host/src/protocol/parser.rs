@@ -5,26 +5,34 @@
 use super::lexer::TokenKind;
 use crate::qobject::{Dict, Value, lossy_string, mod_utf8_codepoint};
 
+/// One token: its kind and where its text lies in the message's text
+/// (one buffer for all tokens, so a token costs no allocation of its own).
 pub struct Token {
     pub kind: TokenKind,
-    pub text: Vec<u8>,
+    pub start: usize,
+    pub end: usize,
 }
 
-/// Parse one value from `tokens`; the error text lacks the "JSON parse
-/// error, " prefix, which the caller adds.
-pub fn parse(tokens: &[Token]) -> Result<Value, String> {
-    let mut cursor = Cursor { tokens, pos: 0 };
+/// Parse one value from `tokens`, whose texts lie in `text`; the error
+/// text lacks the "JSON parse error, " prefix, which the caller adds.
+pub fn parse(tokens: &[Token], text: &[u8]) -> Result<Value, String> {
+    let mut cursor = Cursor { tokens, text, pos: 0 };
     cursor.value()
 }
 
 struct Cursor<'a> {
     tokens: &'a [Token],
+    text: &'a [u8],
     pos: usize,
 }
 
 const PREMATURE_EOI: &str = "premature EOI";
 
 impl<'a> Cursor<'a> {
+    fn text_of(&self, token: &Token) -> &'a [u8] {
+        &self.text[token.start..token.end]
+    }
+
     fn peek(&self) -> Option<&'a Token> {
         self.tokens.get(self.pos)
     }
@@ -42,15 +50,15 @@ impl<'a> Cursor<'a> {
             TokenKind::LSquare => self.array(),
             TokenKind::String => {
                 self.pos += 1;
-                parse_string(&token.text).map(Value::Str)
+                parse_string(self.text_of(token)).map(Value::Str)
             }
             TokenKind::Integer | TokenKind::Float => {
                 self.pos += 1;
-                parse_number(token.kind, &token.text)
+                parse_number(token.kind, self.text_of(token))
             }
             TokenKind::Keyword => {
                 self.pos += 1;
-                match token.text.as_slice() {
+                match self.text_of(token) {
                     b"true" => Ok(Value::Bool(true)),
                     b"false" => Ok(Value::Bool(false)),
                     b"null" => Ok(Value::Null),

@@ -14,12 +14,25 @@ use crate::qobject::{Value, lossy_string};
 const MAX_TOKEN_COUNT: usize = 2 << 20;
 const MAX_NESTING: i64 = 1 << 10;
 
+/// A few milliseconds of parsing: a feed that may parse more tokens than
+/// this belongs off the event loop.
+const SLOW_TOKENS: usize = 64 << 10;
+
+/// Buffers up to these sizes are reused from one message to the next.
+const KEEP_TOKENS: usize = 4 << 10;
+const KEEP_TEXT: usize = 64 << 10;
+
+/// Bytes of token text that cost about as much to parse as one token.
+const TEXT_PER_TOKEN: usize = 8;
+
 /// A streaming parser: bytes in, complete values (or parse errors) out. One
 /// per client; it holds only that client's partial input.
 #[derive(Default)]
 pub struct StreamParser {
     lexer: Lexer,
     tokens: Vec<Token>,
+    /// The text of every token in `tokens`, one after the other.
+    text: Vec<u8>,
     braces: i64,
     brackets: i64,
     size: usize,
@@ -50,6 +63,16 @@ impl StreamParser {
             i += 1;
         }
         self.lexer = lexer;
+    }
+
+    /// Whether feeding `incoming` more bytes may take more than a few
+    /// milliseconds: it may complete the message held so far, whose parse
+    /// costs its token count, and each byte may add a token.
+    /// A byte of token text (a long string of escapes) costs far less
+    /// than a token.
+    pub fn may_be_slow(&self, incoming: usize) -> bool {
+        let text = self.size + self.lexer.pending();
+        self.tokens.len() + (text + incoming) / TEXT_PER_TOKEN > SLOW_TOKENS
     }
 
     /// True while a message is partially received.
@@ -98,14 +121,17 @@ impl StreamParser {
             return self.limit_error("JSON nesting depth limit exceeded", out);
         }
         self.size += text.len();
+        let start = self.text.len();
+        self.text.extend_from_slice(text);
         self.tokens.push(Token {
             kind,
-            text: text.to_vec(),
+            start,
+            end: self.text.len(),
         });
         if (self.braces > 0 || self.brackets > 0) && self.braces >= 0 && self.brackets >= 0 {
             return;
         }
-        out.push(parser::parse(&self.tokens).map_err(|e| format!("JSON parse error, {e}")));
+        out.push(parser::parse(&self.tokens, &self.text).map_err(|e| format!("JSON parse error, {e}")));
         self.reset();
     }
 
@@ -116,7 +142,18 @@ impl StreamParser {
     }
 
     fn reset(&mut self) {
-        self.tokens = Vec::new();
+        // Small buffers are kept for the next message; a big message's
+        // are freed.
+        if self.tokens.capacity() > KEEP_TOKENS {
+            self.tokens = Vec::new();
+        } else {
+            self.tokens.clear();
+        }
+        if self.text.capacity() > KEEP_TEXT {
+            self.text = Vec::new();
+        } else {
+            self.text.clear();
+        }
         self.braces = 0;
         self.brackets = 0;
         self.size = 0;

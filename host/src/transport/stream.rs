@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::dispatch::Dispatcher;
-use crate::protocol::StreamParser;
+use crate::protocol::{Parsed, StreamParser};
 
 /// How long a reply may make no progress before its client counts as gone.
 pub const WRITE_STALL: Duration = Duration::from_secs(10);
@@ -48,13 +48,48 @@ where
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return StreamEnd::ReadError(e),
         };
-        parser.feed(&buf[..n], &mut messages);
+        buf = feed(parser, buf, n, &mut messages).await;
         for message in messages.drain(..) {
             if let Some(reply) = dispatcher.handle_on(message, channel).await
                 && let Err(e) = write_reply(writer, &reply).await
             {
                 return StreamEnd::WriteFailed(e);
             }
+        }
+    }
+}
+
+/// Feed the first `n` bytes of `buf` to the parser without holding the
+/// event loop: a read that may complete a big message (whose parse costs
+/// its whole token count) is parsed on a blocking thread, and the event
+/// loop is yielded after every read of a message in progress, so other
+/// clients and the signal handlers are served between two reads of a
+/// client that streams without pause. Returns the buffer.
+async fn feed(parser: &mut StreamParser, buf: Vec<u8>, n: usize, messages: &mut Vec<Parsed>) -> Vec<u8> {
+    if !parser.may_be_slow(n) {
+        parser.feed(&buf[..n], messages);
+        if parser.is_mid_message() {
+            tokio::task::yield_now().await;
+        }
+        return buf;
+    }
+    let mut moved = std::mem::take(parser);
+    let mut out = std::mem::take(messages);
+    let worker = tokio::task::spawn_blocking(move || {
+        moved.feed(&buf[..n], &mut out);
+        (moved, buf, out)
+    });
+    match worker.await {
+        Ok((back, buf, out)) => {
+            *parser = back;
+            *messages = out;
+            buf
+        }
+        // The closure does not panic (the parser answers any bytes); if it
+        // ever did, this client starts over with a fresh parser.
+        Err(e) => {
+            tracing::error!("parser worker failed: {e}");
+            vec![0u8; READ_CHUNK]
         }
     }
 }
