@@ -3,6 +3,7 @@
 //! client to the next.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -32,7 +33,7 @@ pub async fn serve<R, W>(
     reader: &mut R,
     writer: &mut W,
     parser: &mut StreamParser,
-    dispatcher: &Dispatcher,
+    dispatcher: &Arc<Dispatcher>,
     channel: &str,
 ) -> StreamEnd
 where
@@ -48,7 +49,17 @@ where
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return StreamEnd::ReadError(e),
         };
-        buf = feed(parser, buf, n, &mut messages).await;
+        let slow;
+        (buf, slow) = feed(parser, buf, n, &mut messages).await;
+        if slow {
+            // A message that was slow to parse is slow to check, convert
+            // and free too: all of that happens off the event loop.
+            for reply in handle_off_loop(dispatcher, std::mem::take(&mut messages), channel).await {
+                if let Err(e) = write_reply(writer, &reply).await {
+                    return StreamEnd::WriteFailed(e);
+                }
+            }
+        }
         for message in messages.drain(..) {
             if let Some(reply) = dispatcher.handle_on(message, channel).await
                 && let Err(e) = write_reply(writer, &reply).await
@@ -65,13 +76,14 @@ where
 /// loop is yielded after every read of a message in progress, so other
 /// clients and the signal handlers are served between two reads of a
 /// client that streams without pause. Returns the buffer.
-async fn feed(parser: &mut StreamParser, buf: Vec<u8>, n: usize, messages: &mut Vec<Parsed>) -> Vec<u8> {
+/// Also says whether the bytes went to a blocking thread.
+async fn feed(parser: &mut StreamParser, buf: Vec<u8>, n: usize, messages: &mut Vec<Parsed>) -> (Vec<u8>, bool) {
     if !parser.may_be_slow(n) {
         parser.feed(&buf[..n], messages);
         if parser.is_mid_message() {
             tokio::task::yield_now().await;
         }
-        return buf;
+        return (buf, false);
     }
     let mut moved = std::mem::take(parser);
     let mut out = std::mem::take(messages);
@@ -83,15 +95,34 @@ async fn feed(parser: &mut StreamParser, buf: Vec<u8>, n: usize, messages: &mut 
         Ok((back, buf, out)) => {
             *parser = back;
             *messages = out;
-            buf
+            (buf, true)
         }
         // The closure does not panic (the parser answers any bytes); if it
         // ever did, this client starts over with a fresh parser.
         Err(e) => {
             tracing::error!("parser worker failed: {e}");
-            vec![0u8; READ_CHUNK]
+            (vec![0u8; READ_CHUNK], false)
         }
     }
+}
+
+/// Answer `messages` in order on a blocking thread (the envelope check,
+/// the converter's checks and freeing a huge value cost as much as its
+/// parse); the replies, in the same order.
+async fn handle_off_loop(dispatcher: &Arc<Dispatcher>, messages: Vec<Parsed>, channel: &str) -> Vec<Vec<u8>> {
+    let dispatcher = dispatcher.clone();
+    let channel = channel.to_owned();
+    let runtime = tokio::runtime::Handle::current();
+    let worker = tokio::task::spawn_blocking(move || {
+        messages
+            .into_iter()
+            .filter_map(|m| runtime.block_on(dispatcher.handle_on(m, &channel)))
+            .collect()
+    });
+    worker.await.unwrap_or_else(|e| {
+        tracing::error!("request worker failed: {e}");
+        Vec::new()
+    })
 }
 
 /// Write a whole reply, giving up when the peer makes no progress for
