@@ -718,9 +718,6 @@ fn input_data_over_64_kib_to_a_child_that_exits_leaves_the_agent_idle() {
         let reply = wait_exited(&mut c, pid);
         assert!(reply.contains(r#""exitcode": 0"#), "{reply}");
     }
-    let before = agent.cpu_time();
-    std::thread::sleep(Duration::from_secs(3));
-    let used = agent.cpu_time() - before;
-    eprintln!("agent CPU over 3 s after two children left 64 KiB of input unread: {used:?}");
-    assert!(used < Duration::from_millis(150), "{used:?} of CPU in 3 s");
+    // A thread polling the dead pipe would never let the agent go quiet.
+    agent.wait_idle();
 }

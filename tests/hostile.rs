@@ -232,16 +232,12 @@ fn ungranted_capability_called_in_a_loop_costs_one_permission_error() {
         error("fixture-ungranted-loop: permission denied: fixture-ungranted-loop is not granted qga:agent/clock");
     assert_eq!(agent.connect().call(request), expected);
     let before = footprint_at_rest(agent);
-    let cpu = agent.cpu_time();
+    // The first denied call ends the handler: a handler that went on with
+    // its 4e9 calls would end on its deadline, with another error.
     for _ in 0..20 {
         let (reply, _) = hostile_call(agent, request);
         assert_eq!(reply, expected);
     }
-    // The first denied call ends the handler: 4e9 calls would take minutes
-    // of CPU, these twenty calls (and their bystander rounds) take little.
-    let used = agent.cpu_time() - cpu;
-    eprintln!("20 denied loops: {used:?} of agent CPU");
-    assert!(used < Duration::from_secs(2), "{used:?} of CPU");
     assert_back_to(agent, before, "20 denied loops");
 }
 
