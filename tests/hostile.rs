@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Agent, Client, Scratch, settle};
+use support::{Agent, Client, Scratch, artifacts, settle};
 
 /// The deadline the test policy gives the commands that loop until it.
 const DEADLINE: &str = "2s";
@@ -41,16 +41,19 @@ impl Hostile {
         let handlers = dir.path("handlers");
         std::fs::create_dir_all(&handlers).unwrap();
         let fixtures = std::path::Path::new(env!("QGA_TEST_FIXTURES"));
-        std::fs::copy(fixtures.join("fixture.wasm"), handlers.join("fixture.wasm")).unwrap();
+        // Precompiled and pinned: the operator trusts these builds (their
+        // code), the sandbox still contains what they do.
+        let mut text = String::new();
+        let fixture = std::fs::read(fixtures.join("fixture.wasm")).unwrap();
+        let digest = artifacts::install(&handlers, "fixture", &fixture);
+        text.push_str(&artifacts::pin("fixture", &digest));
+        let hostile = std::fs::read(env!("QGA_TEST_FIXTURE_HOSTILE")).unwrap();
         for family in ["file", "exec", "system-info"] {
-            std::fs::copy(
-                env!("QGA_TEST_FIXTURE_HOSTILE"),
-                handlers.join(format!("{family}.wasm")),
-            )
-            .unwrap();
+            // The hostile build exports all three families' interfaces.
+            let digest = artifacts::install(&handlers, family, &hostile);
+            text.push_str(&artifacts::pin(family, &digest));
         }
         let policy = dir.path("policy.toml");
-        let mut text = String::new();
         for command in [
             "guest-get-time",
             "guest-get-osinfo",

@@ -293,7 +293,6 @@ fn read_commands_match_qemu_ga() {
 
 fn runtime_with(state: &Scratch, grants: &[(&str, Grant)]) -> Runtime {
     let mut config = RuntimeConfig::new(state.path("state"));
-    config.background_compile = false;
     for (c, g) in grants {
         config.grants.insert((*c).to_owned(), g.clone());
     }

@@ -2,7 +2,9 @@
 //! measures both in one run, interleaved so that machine noise falls on
 //! both alike. Prints each metric for both agents and the ratio qga/qemu-ga.
 //!
-//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers]...
+//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only coldstart|startup|latency|transfers]...
+
+mod coldstart;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -417,7 +419,8 @@ fn latency(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
 }
 
-const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only startup|latency|transfers]...";
+const USAGE: &str =
+    "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--only coldstart|startup|latency|transfers]...";
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -455,6 +458,9 @@ fn main() {
     let wanted = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
     let mut agents = [Agent::new("qga", qga), Agent::new("qemu-ga", qemu_ga)];
     let mut rows = Vec::new();
+    if wanted("coldstart") {
+        coldstart::coldstart(&mut agents, rounds, &mut rows);
+    }
     if wanted("startup") {
         startup(&mut agents, rounds, &mut rows);
     } else {
