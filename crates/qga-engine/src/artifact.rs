@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! qga-artifact 1
+//! source sha256 <hex>               (the .wasm it was compiled from)
 //! command <name> reply|no-reply     (one line per exported command, in order)
 //! import <interface>                (one line per imported interface)
 //! <empty line>
@@ -41,6 +42,8 @@ pub fn encode(metadata: &Metadata, compiled: &[u8]) -> Result<Vec<u8>, ArtifactE
         }
     };
     let mut header = String::from(MAGIC);
+    plain(&metadata.source_sha256)?;
+    header.push_str(&format!("source sha256 {}\n", metadata.source_sha256));
     for command in &metadata.commands {
         plain(&command.name)?;
         let reply = if command.success_response { "reply" } else { "no-reply" };
@@ -80,6 +83,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Metadata, &[u8]), ArtifactError> {
                 success_response: false,
             }),
             ["import", name] => metadata.imports.push((*name).to_owned()),
+            ["source", "sha256", digest] => metadata.source_sha256 = (*digest).to_owned(),
             _ => return Err(ArtifactError::BadHeader(format!("unknown line {line:?}"))),
         }
     }
@@ -104,6 +108,7 @@ mod tests {
                 },
             ],
             imports: vec!["wasi:cli/environment@0.2.6".into()],
+            source_sha256: "ab".repeat(32),
         };
         let bytes = encode(&metadata, b"\x7fELF\n\ncode").unwrap();
         let (read, code) = decode(&bytes).unwrap();
@@ -121,6 +126,7 @@ mod tests {
         let bad = Metadata {
             commands: vec![],
             imports: vec!["a\nb".into()],
+            source_sha256: "ab".repeat(32),
         };
         assert_eq!(encode(&bad, b""), Err(ArtifactError::BadName("a\nb".into())));
     }

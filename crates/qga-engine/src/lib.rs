@@ -32,6 +32,9 @@ pub fn config(target: &str) -> wasmtime::Result<Config> {
         .linear_memory_keep_resident(256 << 10)
         .pagemap_scan(wasmtime::Enabled::Auto)
         .table_keep_resident(1 << 20)
+        // Calls are synchronous: no async fiber stacks are ever taken. The
+        // default pool of 1000 costs ~1000 guard-page mprotects at start.
+        .total_stacks(1)
         // Only a few idle slots keep their pages: a burst of concurrent calls
         // must not leave its memory resident afterwards.
         .max_unused_warm_slots(2);

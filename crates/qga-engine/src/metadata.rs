@@ -26,13 +26,19 @@ pub struct Metadata {
     pub commands: Vec<ExportedCommand>,
     /// Every interface imported at the top level, sorted, no duplicates.
     pub imports: Vec<String>,
+    /// Lower-case hex sha256 of the `.wasm` it was read from: which build
+    /// of the component an artifact was compiled from (two builds that
+    /// compile to the same code are still two artifacts).
+    pub source_sha256: String,
 }
 
 /// Read a family's metadata from its component (validating it).
 pub fn read(family: &str, wasm: &[u8]) -> Result<Metadata, String> {
+    use sha2::Digest as _;
     Ok(Metadata {
         commands: exported_commands(family, wasm)?,
         imports: imported_interfaces(wasm)?,
+        source_sha256: sha2::Sha256::digest(wasm).iter().map(|b| format!("{b:02x}")).collect(),
     })
 }
 
