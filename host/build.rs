@@ -2,8 +2,8 @@
 //! with a nested cargo, precompiles each embedded family for the target's
 //! baseline ISA with the agent's own engine configuration
 //! (`qga_engine::config`, here with Cranelift) and embeds the artifacts:
-//! `$OUT_DIR/embedded.rs` lists `(family, sha256, include_bytes!(<family>.cwasm),
-//! wasm)`, the `.wasm` only in a build with the `compiler` feature (its
+//! `$OUT_DIR/embedded.rs` lists ``EmbeddedFamily { family, sha256, artifact:
+//! include_bytes!(<family>.cwasm), wasm }``, the `.wasm` only in a build with the `compiler` feature (its
 //! fallback when an artifact does not load). Test fixtures are built too but
 //! only exposed to tests, as `QGA_TEST_FIXTURES` (a directory of
 //! `<family>.wasm` and `<family>.cwasm`, pinned by the policy lines in
@@ -78,7 +78,7 @@ fn main() {
     let native = std::env::var("TARGET").expect("TARGET");
     println!("cargo:rustc-env=QGA_TARGET={native}");
     let with_wasm = std::env::var_os("CARGO_FEATURE_COMPILER").is_some();
-    let mut embedded = String::from("pub const EMBEDDED: &[(&str, &str, &[u8], Option<&[u8]>)] = &[\n");
+    let mut embedded = String::from("pub const EMBEDDED: &[EmbeddedFamily] = &[\n");
     for family in FAMILIES {
         let wasm = out.join(format!("{family}.wasm"));
         copy(&built.join(format!("{}.wasm", family.replace('-', "_"))), &wasm);
@@ -90,7 +90,7 @@ fn main() {
             "None".to_owned()
         };
         embedded.push_str(&format!(
-            "    ({family:?}, {digest:?}, include_bytes!({:?}), {fallback}),\n",
+            "    EmbeddedFamily {{ family: {family:?}, sha256: {digest:?}, artifact: include_bytes!({:?}), wasm: {fallback} }},\n",
             cwasm.display().to_string()
         ));
     }

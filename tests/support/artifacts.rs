@@ -10,10 +10,13 @@ use std::sync::Mutex;
 
 use sha2::Digest as _;
 
+/// What one compile made: family, component, artifact.
+type Compiled = (String, Vec<u8>, Vec<u8>);
+
 /// The qga artifact of family `family`'s component `wasm` (compiled once
 /// per test process).
 pub fn compile(family: &str, wasm: &[u8]) -> Vec<u8> {
-    static DONE: Mutex<Vec<(String, Vec<u8>, Vec<u8>)>> = Mutex::new(Vec::new());
+    static DONE: Mutex<Vec<Compiled>> = Mutex::new(Vec::new());
     let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, _, artifact)) = done.iter().find(|(f, w, _)| f == family && w == wasm) {
         return artifact.clone();
