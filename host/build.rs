@@ -1,10 +1,17 @@
 //! Builds the handler components (`../handlers`, a wasm32-wasip2 workspace)
-//! with a nested cargo and embeds them: `$OUT_DIR/embedded.rs` lists
-//! `(family, include_bytes!(…))`. Test fixtures are built too but only
-//! exposed to tests, as `QGA_TEST_FIXTURES` (a directory of `<family>.wasm`).
-
+//! with a nested cargo, precompiles each embedded family for the target's
+//! baseline ISA with the agent's own engine configuration
+//! (`qga_engine::config`, here with Cranelift) and embeds the artifacts:
+//! `$OUT_DIR/embedded.rs` lists ``EmbeddedFamily { family, sha256, artifact:
+//! include_bytes!(<family>.cwasm), wasm }``, the `.wasm` only in a build with the `compiler` feature (its
+//! fallback when an artifact does not load). Test fixtures are built too but
+//! only exposed to tests, as `QGA_TEST_FIXTURES` (a directory of
+//! `<family>.wasm` and `<family>.cwasm`, pinned by the policy lines in
+//! `QGA_TEST_FIXTURE_PINS`).
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use qga_engine::artifact;
 
 /// Families embedded in the agent: handlers/<family>, crate <family>.
 const FAMILIES: &[&str] = &[
@@ -71,13 +78,24 @@ fn main() {
     assert!(status.success(), "building handlers/ for {TARGET} failed");
 
     let built = target_dir.join(TARGET).join("release");
-    let mut embedded = String::from("pub const EMBEDDED: &[(&str, &[u8])] = &[\n");
+    // The target the agent is built for (not the build machine's CPU).
+    let native = std::env::var("TARGET").expect("TARGET");
+    println!("cargo:rustc-env=QGA_TARGET={native}");
+    let with_wasm = std::env::var_os("CARGO_FEATURE_COMPILER").is_some();
+    let mut embedded = String::from("pub const EMBEDDED: &[EmbeddedFamily] = &[\n");
     for family in FAMILIES {
-        let dest = out.join(format!("{family}.wasm"));
-        copy(&built.join(format!("{}.wasm", family.replace('-', "_"))), &dest);
+        let wasm = out.join(format!("{family}.wasm"));
+        copy(&built.join(format!("{}.wasm", family.replace('-', "_"))), &wasm);
+        let cwasm = precompile(&native, family, &wasm);
+        let digest = hex_digest(&std::fs::read(&cwasm).expect("read the artifact just written"));
+        let fallback = if with_wasm {
+            format!("Some(include_bytes!({:?}))", wasm.display().to_string())
+        } else {
+            "None".to_owned()
+        };
         embedded.push_str(&format!(
-            "    ({family:?}, include_bytes!({:?})),\n",
-            dest.display().to_string()
+            "    EmbeddedFamily {{ family: {family:?}, sha256: {digest:?}, artifact: include_bytes!({:?}), wasm: {fallback} }},\n",
+            cwasm.display().to_string()
         ));
     }
     embedded.push_str("];\n");
@@ -85,13 +103,20 @@ fn main() {
 
     let fixtures = out.join("fixtures");
     std::fs::create_dir_all(&fixtures).expect("create fixtures dir");
+    // The fixtures' artifacts are trusted by the policy lines in
+    // `pins.toml` (`QGA_TEST_FIXTURE_PINS`), for in-process runtime tests.
+    let mut pins = String::new();
     for family in FIXTURES {
-        copy(
-            &built.join(format!("{}.wasm", family.replace('-', "_"))),
-            &fixtures.join(format!("{family}.wasm")),
-        );
+        let wasm = fixtures.join(format!("{family}.wasm"));
+        copy(&built.join(format!("{}.wasm", family.replace('-', "_"))), &wasm);
+        let cwasm = precompile(&native, family, &wasm);
+        let digest = hex_digest(&std::fs::read(&cwasm).expect("read the artifact just written"));
+        pins.push_str(&format!("[component.{family}]\nsha256 = \"{digest}\"\n"));
     }
+    let pins_file = out.join("fixture-pins.toml");
+    std::fs::write(&pins_file, pins).expect("write fixture-pins.toml");
     println!("cargo:rustc-env=QGA_TEST_FIXTURES={}", fixtures.display());
+    println!("cargo:rustc-env=QGA_TEST_FIXTURE_PINS={}", pins_file.display());
     for (krate, family) in FIXTURE_VARIANTS {
         let dir = out.join("fixture-variants").join(krate);
         std::fs::create_dir_all(&dir).expect("create fixture variant dir");
@@ -103,6 +128,24 @@ fn main() {
             dest.display()
         );
     }
+}
+
+/// Compile `wasm` (family `family`) for `target` into a qga artifact beside
+/// it (`<family>.cwasm`); returns its path.
+fn precompile(target: &str, family: &str, wasm: &Path) -> PathBuf {
+    let bytes = std::fs::read(wasm).unwrap_or_else(|e| panic!("cannot read {}: {e}", wasm.display()));
+    let metadata = qga_engine::metadata::read(family, &bytes).unwrap_or_else(|e| panic!("family {family}: {e}"));
+    let compiled = qga_engine::precompile(target, &bytes)
+        .unwrap_or_else(|e| panic!("cannot precompile family {family} for {target}: {e:#}"));
+    let artifact = artifact::encode(&metadata, &compiled).unwrap_or_else(|e| panic!("family {family}: {e}"));
+    let dest = wasm.with_extension("cwasm");
+    std::fs::write(&dest, artifact).unwrap_or_else(|e| panic!("cannot write {}: {e}", dest.display()));
+    dest
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn copy(from: &Path, to: &Path) {

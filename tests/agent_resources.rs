@@ -109,15 +109,20 @@ fn audit_and_log_on_the_frozen_filesystem_never_stall_the_agent() {
         .unwrap();
 }
 
-/// A handlers directory for `agent`: the fixture family, or given bytes as
-/// `<family>.wasm`.
-fn handlers_dir(scratch: &Scratch, files: &[(&str, &[u8])]) -> PathBuf {
+/// A handlers directory for `agent`: the given components, precompiled as
+/// `<family>.cwasm`, and a policy file (`policy.toml`) that pins them after
+/// `policy`'s own lines.
+fn handlers_dir(scratch: &Scratch, files: &[(&str, &[u8])], policy: &str) -> (PathBuf, PathBuf) {
     let dir = scratch.path("handlers");
     std::fs::create_dir_all(&dir).unwrap();
+    let mut text = policy.to_owned();
     for (family, bytes) in files {
-        std::fs::write(dir.join(format!("{family}.wasm")), bytes).unwrap();
+        let digest = support::artifacts::install(&dir, family, bytes);
+        text.push_str(&support::artifacts::pin(family, &digest));
     }
-    dir
+    let policy_path = scratch.path("policy.toml");
+    std::fs::write(&policy_path, text).unwrap();
+    (dir, policy_path)
 }
 
 fn error(desc: &str) -> String {
@@ -134,9 +139,11 @@ fn error(desc: &str) -> String {
 fn hoarded_file_reads_hit_the_call_budget_and_host_memory_stays_bounded() {
     let scratch = Scratch::new("hoard");
     let hostile = std::fs::read(env!("QGA_TEST_FIXTURE_HOSTILE")).unwrap();
-    let handlers = handlers_dir(&scratch, &[("file", &hostile)]);
-    let policy = scratch.path("policy.toml");
-    std::fs::write(&policy, "[command.\"guest-file-read\"]\ndeadline = \"2s\"\n").unwrap();
+    let (handlers, policy) = handlers_dir(
+        &scratch,
+        &[("file", &hostile)],
+        "[command.\"guest-file-read\"]\ndeadline = \"2s\"\n",
+    );
     let data = scratch.path("data");
     std::fs::write(&data, vec![0x5au8; 48 << 20]).unwrap();
     let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
@@ -227,8 +234,8 @@ fn a_component_declaring_many_memories_cannot_take_the_pool_from_other_calls() {
     let scratch = Scratch::new("memories");
     let fixture = std::fs::read(std::path::Path::new(env!("QGA_TEST_FIXTURES")).join("fixture.wasm")).unwrap();
     let hostile = with_extra_memories(&fixture, 63);
-    let handlers = handlers_dir(&scratch, &[("fixture", &hostile)]);
-    let agent = Agent::qga(&["--handlers", s(&handlers)]);
+    let (handlers, policy) = handlers_dir(&scratch, &[("fixture", &hostile)], "");
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
     let mut hog = agent.connect();
     let mut other = agent.connect();
     assert_eq!(other.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
@@ -267,8 +274,8 @@ fn a_component_importing_wasi_sockets_does_not_load() {
     let scratch = Scratch::new("sockets");
     let fixtures = std::path::Path::new(env!("QGA_TEST_FIXTURES"));
     let bytes = std::fs::read(fixtures.join("fixture-socket.wasm")).unwrap();
-    let handlers = handlers_dir(&scratch, &[("fixture-socket", &bytes)]);
-    let agent = Agent::qga(&["--handlers", s(&handlers)]);
+    let (handlers, policy) = handlers_dir(&scratch, &[("fixture-socket", &bytes)], "");
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
     let mut c = agent.connect();
     let reply = c.call(r#"{"execute":"fixture-socket-bind"}"#);
     assert!(
@@ -400,8 +407,6 @@ fn a_runtime_generation_refuses_what_its_own_policy_denies() {
     let policy = scratch.path("policy.toml");
     std::fs::write(&policy, "[command.\"guest-get-time\"]\nallow = false\n").unwrap();
     let mut config = qga::runtime::RuntimeConfig::new(scratch.path("state"));
-    config.background_compile = false;
-    config.prune_cache = false;
     config.policy = std::sync::Arc::new(qga::policy::Policy::load(&policy).unwrap());
     let rt = qga::runtime::Runtime::new(config).unwrap();
     let err = rt.call("guest-get-time", None).unwrap_err();

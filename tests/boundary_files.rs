@@ -31,17 +31,22 @@ fn s(p: &Path) -> &str {
 }
 
 /// An agent with `policy` (TOML) and, when `hostile`, the grabby file
-/// family installed as `file.wasm`.
+/// family installed as `file.cwasm` (pinned).
 fn agent(dir: &Scratch, policy: &str, hostile: bool) -> Agent {
     let policy_path = dir.path("policy.toml");
-    std::fs::write(&policy_path, policy).unwrap();
+    let mut policy = policy.to_owned();
     let mut args = vec!["--policy".to_owned(), s(&policy_path).to_owned()];
     if hostile {
+        // Precompiled and pinned: the operator trusts this build's code; the
+        // sandbox still contains what it does.
         let handlers = dir.path("handlers");
         std::fs::create_dir_all(&handlers).unwrap();
-        std::fs::copy(env!("QGA_TEST_FIXTURE_FILE_GRANTS"), handlers.join("file.wasm")).unwrap();
+        let wasm = std::fs::read(env!("QGA_TEST_FIXTURE_FILE_GRANTS")).unwrap();
+        let digest = support::artifacts::install(&handlers, "file", &wasm);
+        policy.push_str(&support::artifacts::pin("file", &digest));
         args.extend(["--handlers".to_owned(), s(&handlers).to_owned()]);
     }
+    std::fs::write(&policy_path, policy).unwrap();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let bin = if hostile { support::qga_binary() } else { binary() };
     Agent::start(&bin, &args)

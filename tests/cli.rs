@@ -265,3 +265,56 @@ fn version_flag_prints_the_version_guest_info_reports() {
     let version = info.split(r#""version": ""#).nth(1).unwrap().split('"').next().unwrap();
     assert_eq!(text.trim(), format!("qga {version}"));
 }
+
+/// The crates `cargo tree` lists among qga's normal dependencies with
+/// `extra` arguments (offline: the lock file says it all).
+fn normal_dependencies(extra: &[&str]) -> String {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            "qga",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .args(extra)
+        .output()
+        .expect("cargo tree runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The shipped agent carries no code generator: Cranelift is a build
+/// dependency (build.rs precompiles the families), and only a build with
+/// the `compiler` feature links it.
+#[test]
+fn default_build_has_no_code_generator() {
+    let default = normal_dependencies(&[]);
+    assert!(default.contains("wasmtime v48"), "{default}");
+    // (cranelift-entity and -bitset are data structures wasmtime's runtime
+    // uses; the code generator is cranelift-codegen.)
+    assert!(!default.contains("cranelift-codegen"), "{default}");
+    assert!(!default.contains("wasmtime-internal-cranelift"), "{default}");
+    let with_compiler = normal_dependencies(&["--features", "compiler"]);
+    assert!(with_compiler.contains("cranelift-codegen"), "{with_compiler}");
+}
+
+/// Without the compiler, `qga compile` says how to get one.
+#[test]
+fn compile_without_the_compiler_names_the_build_that_has_it() {
+    let out = Command::new(qga_binary())
+        .args(["compile", "/nonexistent/x.wasm"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "qga compile: this qga has no compiler: build one with `cargo build --release -p qga --features compiler` to compile handler components\n"
+    );
+}

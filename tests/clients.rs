@@ -94,26 +94,19 @@ fn client_that_never_reads_does_not_make_the_agent_spin_or_stall_others() {
         false
     });
     std::thread::sleep(Duration::from_secs(1));
-    let cpu_before = agent.cpu_time();
+    // Every other client is still served (each call waits for its reply:
+    // a stalled agent fails it with the client's read timeout).
     let mut other = support::Client::connect(&socket);
-    let started = Instant::now();
     for i in 0..100 {
         assert_eq!(
             other.call(&format!(r#"{{"execute": "guest-ping", "id": {i}}}"#)),
             format!(r#"{{"return": {{}}, "id": {i}}}"#)
         );
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "other clients were slowed down: {:?}",
-        started.elapsed()
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    let used = agent.cpu_time() - cpu_before;
-    assert!(
-        used < Duration::from_millis(300),
-        "agent used {used:?} of CPU while a client was stalled"
-    );
+    // With the stalled client still connected, or after it was dropped,
+    // the agent goes quiet: a thread spinning on the full socket would
+    // stay runnable forever.
+    agent.wait_idle();
     assert!(flooder.join().unwrap(), "the stalled client was never dropped");
     assert_eq!(other.call(r#"{"execute": "guest-ping"}"#), r#"{"return": {}}"#);
 }
@@ -140,19 +133,9 @@ fn sigint_also_shuts_down_cleanly() {
 fn idle_agent_uses_no_cpu() {
     let agent = Agent::qga(&[]);
     let _idle_client = agent.connect();
-    // Start-up work (the background compile of every embedded family) is
-    // not idling, and may be slow on a loaded machine: the agent must reach
-    // a whole second of (almost) no CPU within 30 s.
-    let mut used = Vec::new();
-    for _ in 0..30 {
-        let before = agent.cpu_time();
-        std::thread::sleep(Duration::from_secs(1));
-        used.push(agent.cpu_time() - before);
-        if used.last().is_some_and(|u| *u < Duration::from_millis(50)) {
-            return;
-        }
-    }
-    panic!("agent never idled: CPU per second {used:?}");
+    // Not one thread of the agent runs for a whole second: no timer, no
+    // polling, no start-up work left.
+    agent.wait_idle();
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{Agent, Scratch};
+use support::{Agent, Scratch, artifacts};
 
 fn build_example() -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/custom-family");
@@ -33,8 +33,17 @@ fn build_example() -> std::path::PathBuf {
 fn an_out_of_tree_family_loads_and_answers() {
     let wasm = build_example();
     let handlers = Scratch::new("handlers");
-    std::fs::copy(&wasm, handlers.path("hello.wasm")).unwrap();
-    let agent = Agent::qga(&["--handlers", handlers.0.to_str().unwrap()]);
+    // Precompiled (as `qga compile` does) and pinned in the policy: the
+    // agent under test has no compiler and trusts no unpinned code.
+    let digest = artifacts::install(&handlers.0, "hello", &std::fs::read(&wasm).unwrap());
+    let policy = handlers.path("policy.toml");
+    std::fs::write(&policy, artifacts::pin("hello", &digest)).unwrap();
+    let agent = Agent::qga(&[
+        "--handlers",
+        handlers.0.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
     let mut client = agent.connect();
     let info = client.call(r#"{"execute": "guest-info"}"#);
     for name in ["guest-hello", "guest-count-words", "guest-get-osinfo"] {

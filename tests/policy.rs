@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Agent, Client, Scratch, qga_binary};
+use support::{Agent, Client, Scratch, artifacts, qga_binary};
 
 const SIGHUP: i32 = 1;
 
@@ -17,23 +17,42 @@ fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("QGA_TEST_FIXTURES"))
 }
 
-/// A handlers directory holding the v1 `fixture` family.
+/// A handlers directory holding the v1 `fixture` family, precompiled
+/// (`fixture.cwasm`); a policy must pin it ([`v1_pin`]).
 fn handlers_with_v1(scratch: &Scratch) -> PathBuf {
     let dir = scratch.path("handlers");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(fixtures_dir().join("fixture.wasm"), dir.join("fixture.wasm")).unwrap();
+    artifacts::install(&dir, "fixture", &v1_bytes());
     dir
 }
 
-/// Replace `dir/fixture.wasm` atomically with `from`'s bytes.
-fn install(dir: &Path, bytes: &[u8]) {
-    let tmp = dir.join(".fixture.wasm.tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, dir.join("fixture.wasm")).unwrap();
+/// Precompile `wasm` and replace `dir/fixture.cwasm` with it atomically.
+fn install(dir: &Path, wasm: &[u8]) {
+    artifacts::install(dir, "fixture", wasm);
+}
+
+fn v1_bytes() -> Vec<u8> {
+    std::fs::read(fixtures_dir().join("fixture.wasm")).unwrap()
 }
 
 fn v2_bytes() -> Vec<u8> {
     std::fs::read(env!("QGA_TEST_FIXTURE_V2")).unwrap()
+}
+
+/// The policy lines that trust the v1 build.
+fn v1_pin() -> String {
+    artifacts::pin(
+        "fixture",
+        &artifacts::sha256(&artifacts::compile("fixture", &v1_bytes())),
+    )
+}
+
+/// The policy lines that trust the v2 build (written before v2 is swapped in).
+fn v2_pin() -> String {
+    artifacts::pin(
+        "fixture",
+        &artifacts::sha256(&artifacts::compile("fixture", &v2_bytes())),
+    )
 }
 
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -100,7 +119,7 @@ fn hardened_preset_denies_commands_it_does_not_name() {
     let policy = scratch.path("hardened.toml");
     std::fs::write(
         &policy,
-        "[defaults]\npreset = \"hardened\"\n\n[command.fixture-version]\nallow = true\n",
+        "[defaults]\npreset = \"hardened\"\n\n[command.fixture-version]\nallow = true\n".to_owned() + &v1_pin(),
     )
     .unwrap();
     let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
@@ -139,9 +158,11 @@ fn policy_narrows_read_file_per_argument() {
     let policy = scratch.path("narrow.toml");
     std::fs::write(
         &policy,
-        "[command.\"guest-get-osinfo\"]\nread-file.paths = [\"/nonexistent/**\"]\n",
+        "[command.\"guest-get-osinfo\"]\nread-file.paths = [\"/nonexistent/**\"]\n".to_owned() + &v1_pin(),
     )
     .unwrap();
+    let pin_only = scratch.path("pin.toml");
+    std::fs::write(&pin_only, v1_pin()).unwrap();
     let run = |with_policy: bool| {
         let mut cmd = Command::new(qga_binary());
         cmd.args([
@@ -154,9 +175,7 @@ fn policy_narrows_read_file_per_argument() {
         ])
         .env("QGA_CONF", scratch.path("none.conf"))
         .env("QGA_OS_RELEASE", &osr);
-        if with_policy {
-            cmd.args(["--policy", s(&policy)]);
-        }
+        cmd.args(["--policy", s(if with_policy { &policy } else { &pin_only })]);
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
@@ -297,6 +316,8 @@ fn audit_log_records_every_request_and_never_an_argument() {
     let logfile = scratch.path("qga.log");
     let secret = "Sw0rdfish-Secret-7731";
     let secret_b64 = "U3cwcmRmaXNoLVNlY3JldC03NzMx";
+    let policy = scratch.path("pin.toml");
+    std::fs::write(&policy, v1_pin()).unwrap();
     let agent = Agent::qga(&[
         "-v",
         "-l",
@@ -305,6 +326,8 @@ fn audit_log_records_every_request_and_never_an_argument() {
         s(&handlers),
         "--audit-log",
         s(&audit),
+        "--policy",
+        s(&policy),
     ]);
     let mut c = agent.connect();
     let requests = [
@@ -403,7 +426,17 @@ fn swap_during_1000_requests_loses_none_and_changes_answer_once() {
     let scratch = Scratch::new("policy-swap");
     let handlers = handlers_with_v1(&scratch);
     let audit = scratch.path("audit.log");
-    let agent = Agent::qga(&["--handlers", s(&handlers), "--audit-log", s(&audit)]);
+    let policy = scratch.path("pin.toml");
+    std::fs::write(&policy, v1_pin()).unwrap();
+    let v2_pin = v2_pin();
+    let agent = Agent::qga(&[
+        "--handlers",
+        s(&handlers),
+        "--audit-log",
+        s(&audit),
+        "--policy",
+        s(&policy),
+    ]);
     let mut c = agent.connect();
     let info = c.call(r#"{"execute":"guest-info"}"#);
     assert!(!info.contains("fixture-added"));
@@ -411,6 +444,7 @@ fn swap_during_1000_requests_loses_none_and_changes_answer_once() {
     let mut swapped_at = None;
     for i in 0..1000 {
         if i == 200 {
+            std::fs::write(&policy, &v2_pin).unwrap();
             install(&handlers, &v2_bytes());
             agent.signal(SIGHUP);
             swapped_at = Some(i);
@@ -463,14 +497,7 @@ fn bad_component_is_rejected_and_the_old_one_keeps_serving() {
     let scratch = Scratch::new("policy-reject");
     let handlers = handlers_with_v1(&scratch);
     let audit = scratch.path("audit.log");
-    let v1 = std::fs::read(handlers.join("fixture.wasm")).unwrap();
-    let v1_digest = {
-        use sha2::Digest;
-        sha2::Sha256::digest(&v1)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let v1_digest = artifacts::sha256(&std::fs::read(handlers.join("fixture.cwasm")).unwrap());
     let policy = scratch.path("pin.toml");
     std::fs::write(&policy, format!("[component.fixture]\nsha256 = \"{v1_digest}\"\n")).unwrap();
     let agent = Agent::qga(&[
@@ -490,12 +517,12 @@ fn bad_component_is_rejected_and_the_old_one_keeps_serving() {
             .filter(|l| l.contains(r#""event":"component-reject""#))
             .count()
     };
-    // Not a component at all.
-    install(&handlers, b"\0asm garbage");
+    // Not an artifact at all.
+    artifacts::install_bytes(&handlers, "fixture", b"\0asm garbage");
     agent.signal(SIGHUP);
     wait_for("first reject", Duration::from_secs(30), || rejects() == 1);
     assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
-    // A valid component, but not the pinned one.
+    // A valid artifact, but not the pinned one.
     install(&handlers, &v2_bytes());
     agent.signal(SIGHUP);
     wait_for("second reject", Duration::from_secs(30), || rejects() == 2);
@@ -512,9 +539,14 @@ fn bad_component_is_rejected_and_the_old_one_keeps_serving() {
 fn watched_handlers_directory_reloads_without_a_signal() {
     let scratch = Scratch::new("policy-watch");
     let handlers = handlers_with_v1(&scratch);
-    let agent = Agent::qga(&["--handlers", s(&handlers), "--watch-handlers"]);
+    let policy = scratch.path("pin.toml");
+    std::fs::write(&policy, v1_pin()).unwrap();
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--watch-handlers", "--policy", s(&policy)]);
     let mut c = agent.connect();
     assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
+    // The operator trusts v2, then puts it in place; the change to the
+    // directory reloads both.
+    std::fs::write(&policy, v2_pin()).unwrap();
     install(&handlers, &v2_bytes());
     wait_for("the watched swap", Duration::from_secs(30), || {
         c.call(r#"{"execute":"fixture-version"}"#) == r#"{"return": 2}"#
@@ -527,30 +559,37 @@ fn call_in_flight_during_a_swap_finishes_on_the_old_component() {
     let scratch = Scratch::new("policy-inflight");
     let handlers = handlers_with_v1(&scratch);
     let policy = scratch.path("p.toml");
-    std::fs::write(&policy, "[command.fixture-loop]\ndeadline = \"3s\"\n").unwrap();
+    // The slow call outlives any swap a loaded machine manages: the test
+    // asserts the order of events (swap seen, then the slow reply), and
+    // this deadline only bounds how long it waits.
+    let deadline = "[command.fixture-loop]\ndeadline = \"20s\"\n";
+    std::fs::write(&policy, format!("{deadline}{}", v1_pin())).unwrap();
+    let v2_policy = format!("{deadline}{}", v2_pin());
     let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
     let mut slow = agent.connect();
     let mut fast = agent.connect();
     assert_eq!(fast.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
-    let started = Instant::now();
     slow.send_line(r#"{"execute":"fixture-loop","id":"slow"}"#);
     std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(&policy, v2_policy).unwrap();
     install(&handlers, &v2_bytes());
     agent.signal(SIGHUP);
     wait_for("the swap", Duration::from_secs(30), || {
         fast.call(r#"{"execute":"fixture-version"}"#) == r#"{"return": 2}"#
     });
-    let swapped_after = started.elapsed();
-    assert!(swapped_after < Duration::from_secs(3), "swap took {swapped_after:?}");
     // v2 has no fixture-loop: the answer can only come from v1, with v1's
-    // grant (its 3 s deadline), after the swap.
+    // grant (its 20 s deadline), after the swap.
     assert!(
         !slow.has_pending_reply(Duration::from_millis(1)),
         "the slow call ended before the swap"
     );
+    assert!(
+        slow.has_pending_reply(Duration::from_secs(60)),
+        "no reply to the slow call"
+    );
     assert_eq!(
         slow.read_text(),
-        r#"{"id": "slow", "error": {"class": "GenericError", "desc": "fixture-loop: handler exceeded its 3 s deadline"}}"#
+        r#"{"id": "slow", "error": {"class": "GenericError", "desc": "fixture-loop: handler exceeded its 20 s deadline"}}"#
     );
     assert!(fast.call(r#"{"execute":"fixture-loop"}"#).contains("CommandNotFound"));
 }
@@ -606,7 +645,9 @@ fn a_file_handle_opened_before_a_swap_is_still_readable_after_it() {
     let handlers = handlers_with_v1(&scratch);
     let data = scratch.path("data.txt");
     std::fs::write(&data, "before-swap|after-swap").unwrap();
-    let agent = Agent::qga(&["--handlers", s(&handlers)]);
+    let policy = scratch.path("pin.toml");
+    std::fs::write(&policy, v1_pin()).unwrap();
+    let agent = Agent::qga(&["--handlers", s(&handlers), "--policy", s(&policy)]);
     let mut c = agent.connect();
     let handle = c.call(&format!(
         r#"{{"execute":"guest-file-open","arguments":{{"path":"{}"}}}}"#,
@@ -625,6 +666,7 @@ fn a_file_handle_opened_before_a_swap_is_still_readable_after_it() {
         )),
         r#"{"return": {"count": 12, "buf-b64": "YmVmb3JlLXN3YXB8", "eof": false}}"#
     );
+    std::fs::write(&policy, v2_pin()).unwrap();
     install(&handlers, &v2_bytes());
     agent.signal(SIGHUP);
     wait_for("the swap", Duration::from_secs(30), || {

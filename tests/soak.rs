@@ -61,13 +61,13 @@ fn exchange(client: &mut Client, kind: usize, id: usize) {
 #[test]
 fn hundred_clients_thousand_mixed_requests_each_with_reconnect_storms() {
     let agent = Agent::qga(&[]);
-    // Warm up: compile the component and reach steady state.
+    // Warm up: load the family and reach steady state.
     let mut warm = agent.connect();
     for i in 0..200 {
         exchange(&mut warm, i, i);
     }
     drop(warm);
-    // The background compile of the other families (a cold cache) ends.
+    // The warm-up's work (trim, linger of the epoch ticker) ends.
     agent.wait_idle();
     let fds_start = agent.open_fds();
     let rss_start = agent.rss_kib();

@@ -336,7 +336,6 @@ fn bind_mounts_are_skipped_as_qemu_ga_10_skips_them() {
 
 fn runtime_with(state: &Scratch, grants: &[(&str, Grant)]) -> Runtime {
     let mut config = RuntimeConfig::new(state.path("state"));
-    config.background_compile = false;
     for (c, g) in grants {
         config.grants.insert((*c).to_owned(), g.clone());
     }

@@ -2,7 +2,7 @@
 //! measures both in one run, interleaved so that machine noise falls on
 //! both alike. Prints each metric for both agents and the ratio qga/qemu-ga.
 //!
-//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only startup|latency|transfers|client-cp|shapes]...
+//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only coldstart|startup|latency|transfers|client-cp|shapes]...
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod client_cp;
+mod coldstart;
 mod shapes;
 
 struct Agent {
@@ -420,7 +421,7 @@ fn latency(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
 }
 
-const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only startup|latency|transfers|client-cp|shapes]...";
+const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only coldstart|startup|latency|transfers|client-cp|shapes]...";
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -460,6 +461,9 @@ fn main() {
     let wanted = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
     let mut agents = [Agent::new("qga", qga), Agent::new("qemu-ga", qemu_ga)];
     let mut rows = Vec::new();
+    if wanted("coldstart") {
+        coldstart::coldstart(&mut agents, rounds, &mut rows);
+    }
     if wanted("startup") {
         startup(&mut agents, rounds, &mut rows);
     } else {

@@ -129,15 +129,16 @@ pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
 /// qga's own tools; without one, `qga` runs the agent.
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
-    /// Precompile every handler family (embedded and --handlers) into DIR,
-    /// for an agent built without the compiler
+    /// Precompile a handler component (FAMILY.wasm) into the artifact
+    /// (FAMILY.cwasm) that an agent loads from --handlers once the policy
+    /// pins its sha256 (a qga built with the compiler feature)
     Compile {
-        /// Where to write the compiled artifacts
-        #[arg(value_name = "DIR")]
-        out_dir: PathBuf,
-        /// Also compile the components of this handlers directory
-        #[arg(help_heading = "Agent commands", long = "handlers", value_name = "DIR")]
-        handlers: Option<PathBuf>,
+        /// The component, named after its family
+        #[arg(value_name = "FAMILY.wasm")]
+        input: PathBuf,
+        /// Where to write the artifact [default: FAMILY.cwasm beside the input]
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Print the manual page (roff) generated from this command line
     Manpage,

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
 
 fn run_subcommand(command: &Subcommand) -> ExitCode {
     match command {
-        Subcommand::Compile { out_dir, handlers } => compile(out_dir, handlers.clone()),
+        Subcommand::Compile { input, output } => compile(input, output.as_deref()),
         Subcommand::Policy { command } => policy_command(command),
         Subcommand::Manpage => {
             let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
@@ -102,8 +102,6 @@ fn run_subcommand(command: &Subcommand) -> ExitCode {
 /// compiled and nothing on disk is touched.
 fn inspection_runtime(handlers_dir: Option<PathBuf>, policy: Arc<Policy>) -> Result<Arc<Runtime>, String> {
     let mut rc = RuntimeConfig::new(std::env::temp_dir());
-    rc.background_compile = false;
-    rc.prune_cache = false;
     rc.handlers_dir = handlers_dir;
     rc.policy = policy;
     Runtime::new(rc).map(Arc::new).map_err(|e| e.to_string())
@@ -210,27 +208,47 @@ fn policy_command(command: &PolicyCommand) -> ExitCode {
     }
 }
 
-#[cfg(feature = "cranelift")]
-fn compile(out_dir: &std::path::Path, handlers: Option<PathBuf>) -> ExitCode {
-    let mut config = RuntimeConfig::new(out_dir);
-    config.handlers_dir = handlers;
-    match qga::runtime::compile_families(&config, out_dir) {
-        Ok(paths) => {
-            for path in paths {
-                println!("{}", path.display());
-            }
-            ExitCode::SUCCESS
+/// `qga compile FAMILY.wasm [-o FILE]`: write the artifact, print the
+/// policy lines that trust it.
+#[cfg(feature = "compiler")]
+fn compile(input: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let Some(family) = input.file_stem().and_then(|s| s.to_str()) else {
+        eprintln!("qga compile: {}: the file name must be FAMILY.wasm", input.display());
+        return ExitCode::FAILURE;
+    };
+    let wasm = match std::fs::read(input) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("qga compile: cannot read {}: {e}", input.display());
+            return ExitCode::FAILURE;
         }
+    };
+    let artifact = match qga::runtime::compile_artifact(family, &wasm) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("qga compile: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let output = output.map_or_else(|| input.with_extension("cwasm"), std::path::Path::to_path_buf);
+    // A temporary name then a rename: never a half-written artifact.
+    let tmp = output.with_extension("cwasm.tmp");
+    if let Err(e) = std::fs::write(&tmp, &artifact).and_then(|()| std::fs::rename(&tmp, &output)) {
+        let _ = std::fs::remove_file(&tmp);
+        eprintln!("qga compile: cannot write {}: {e}", output.display());
+        return ExitCode::FAILURE;
     }
+    let digest = qga::runtime::sources::hex_digest(&artifact);
+    println!("{}", output.display());
+    println!("# trust it: add to the policy (--policy FILE)\n[component.{family}]\nsha256 = \"{digest}\"");
+    ExitCode::SUCCESS
 }
 
-#[cfg(not(feature = "cranelift"))]
-fn compile(_: &std::path::Path, _: Option<PathBuf>) -> ExitCode {
-    eprintln!("qga compile: this agent was built without the compiler (feature cranelift)");
+#[cfg(not(feature = "compiler"))]
+fn compile(_: &std::path::Path, _: Option<&std::path::Path>) -> ExitCode {
+    eprintln!(
+        "qga compile: this qga has no compiler: build one with `cargo build --release -p qga --features compiler` to compile handler components"
+    );
     ExitCode::FAILURE
 }
 
@@ -441,7 +459,7 @@ fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::Sy
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm" || x == "cwasm"))
         .filter_map(|e| {
             let meta = e.metadata().ok()?;
             Some((e.path(), meta.len(), meta.modified().ok()))
@@ -514,7 +532,6 @@ impl Reloader {
         };
         let mut config = self.base.clone();
         config.policy = Arc::new(policy.clone());
-        config.background_compile = false;
         let events = match self.runtime.reload(config) {
             Ok(events) => events,
             Err(e) => {

@@ -21,7 +21,6 @@ fn scratch(name: &str) -> PathBuf {
 fn tmp_only_runtime(state: &Path) -> Runtime {
     let mut config = RuntimeConfig::new(state.join("state"));
     std::fs::create_dir_all(&config.state_dir).unwrap();
-    config.background_compile = false;
     let mut open = Grant::none().with(Capability::Files);
     open.files = vec![FileRule::any_mode("/tmp/**")];
     config.grants.insert("guest-file-open".into(), open);

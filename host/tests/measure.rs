@@ -19,11 +19,7 @@ fn rss_kib() -> u64 {
 fn measure() {
     let dir: PathBuf = std::env::temp_dir().join(format!("qga-measure-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = || {
-        let mut c = RuntimeConfig::new(&dir);
-        c.background_compile = false;
-        c
-    };
+    let config = || RuntimeConfig::new(&dir);
     let rss0 = rss_kib();
     let t = Instant::now();
     let rt = Runtime::new(config()).unwrap();

@@ -22,9 +22,10 @@ fn state_dir(name: &str) -> PathBuf {
 fn runtime(name: &str, policy: &str, tweak: impl FnOnce(&mut RuntimeConfig)) -> Runtime {
     let mut config = RuntimeConfig::new(state_dir(name));
     config.embedded = false;
-    config.background_compile = false;
     config.handlers_dir = Some(PathBuf::from(env!("QGA_TEST_FIXTURES")));
-    config.policy = Arc::new(Policy::parse("test.toml", policy).unwrap());
+    // The fixtures' artifacts, pinned as an operator would.
+    let pins = std::fs::read_to_string(env!("QGA_TEST_FIXTURE_PINS")).unwrap();
+    config.policy = Arc::new(Policy::parse("test.toml", &format!("{policy}\n{pins}")).unwrap());
     tweak(&mut config);
     Runtime::new(config).unwrap()
 }

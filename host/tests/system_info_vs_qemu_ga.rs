@@ -71,7 +71,6 @@ fn runtime(name: &str, grants: &[(&str, Grant)]) -> Runtime {
     let dir = std::env::temp_dir().join(format!("qga-cmp-state-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = RuntimeConfig::new(dir);
-    config.background_compile = false;
     for (c, g) in grants {
         config.grants.insert((*c).to_owned(), g.clone());
     }

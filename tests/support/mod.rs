@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod artifacts;
 pub mod fixture;
 pub mod loopfs;
 pub mod vm;
@@ -15,7 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const QEMU_GA: &str = "/usr/sbin/qemu-ga";
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client waits for a reply before the test fails: a guard
+/// against a hung agent, not a budget, so generous enough for a 48 MiB
+/// reply on a loaded 2-core machine.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Replace the number after each `"KEY": ` with 0 (counters that move
 /// between two agents' replies).
@@ -254,19 +258,56 @@ impl Agent {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
     }
 
-    /// Wait until the agent has used (almost) no CPU for a whole second:
-    /// its start-up work (the background compile) is over. Panics after 30 s.
+    /// Wait until the agent is quiet: over one whole second none of its
+    /// threads ran (not one context switch, voluntary or not, and every
+    /// thread asleep at both ends of the window). An event, not a budget:
+    /// a spinning thread is always runnable and never gets there, however
+    /// loaded the machine; a quiet agent gets there however slowly it ran
+    /// before. Panics if it has not happened after 60 s.
     pub fn wait_idle(&self) {
-        let mut used = Vec::new();
-        for _ in 0..30 {
-            let before = self.cpu_time();
+        let mut seen = Vec::new();
+        for _ in 0..60 {
+            let before = self.thread_activity();
             std::thread::sleep(Duration::from_secs(1));
-            used.push(self.cpu_time() - before);
-            if used.last().is_some_and(|u| *u < Duration::from_millis(50)) {
+            let after = self.thread_activity();
+            if before == after && after.iter().all(|t| t.asleep) {
                 return;
             }
+            seen.push(after);
         }
-        panic!("agent never idled: CPU per second {used:?}");
+        panic!("agent never went quiet for a whole second: {:?}", seen.last());
+    }
+
+    /// Each thread of the agent: its id, context switches so far and
+    /// whether it is asleep (state S or D, or stopped).
+    pub fn thread_activity(&self) -> Vec<ThreadActivity> {
+        let mut out = Vec::new();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return out;
+        };
+        for task in tasks.flatten() {
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+                continue; // the thread ended meanwhile
+            };
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let switches = field("voluntary_ctxt_switches:").parse::<u64>().unwrap_or(0)
+                + field("nonvoluntary_ctxt_switches:").parse::<u64>().unwrap_or(0);
+            let state = field("State:").chars().next().unwrap_or('?');
+            out.push(ThreadActivity {
+                tid: task.file_name().to_string_lossy().parse().unwrap_or(0),
+                switches,
+                asleep: matches!(state, 'S' | 'D' | 'T' | 't' | 'I'),
+            });
+        }
+        out.sort_by_key(|t| t.tid);
+        out
     }
 
     /// Threads of the agent process.
@@ -427,4 +468,13 @@ impl Client {
         let _ = self.reader.read_to_end(&mut rest);
         rest
     }
+}
+
+/// One thread of a process, as [`Agent::thread_activity`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadActivity {
+    pub tid: u32,
+    /// Voluntary and involuntary context switches so far.
+    pub switches: u64,
+    pub asleep: bool,
 }

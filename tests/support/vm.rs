@@ -102,6 +102,8 @@ pub struct Boot<'a> {
     pub agent: &'a str,
     pub agent_args: &'a str,
     pub isa_serial: bool,
+    /// QEMU's `-cpu` model; None is QEMU's default.
+    pub cpu: Option<&'a str>,
 }
 
 impl<'a> Boot<'a> {
@@ -110,6 +112,7 @@ impl<'a> Boot<'a> {
             agent,
             agent_args: VIRTIO_ARGS,
             isa_serial: false,
+            cpu: None,
         }
     }
 }
@@ -144,6 +147,9 @@ impl Vm {
             .args(["--agent", boot.agent, "--agent-args", boot.agent_args]);
         if boot.isa_serial {
             cmd.arg("--isa-serial");
+        }
+        if let Some(cpu) = boot.cpu {
+            cmd.arg("--qemu-arg=-cpu").arg(format!("--qemu-arg={cpu}"));
         }
         let stderr = std::fs::File::create(scratch.path("runner.stderr")).unwrap();
         cmd.stdin(Stdio::null())

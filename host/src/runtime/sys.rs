@@ -5,18 +5,18 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// Load a compiled component. `payload` must be the output of
-/// `Engine::precompile_component`: held in memory since, or read back from
-/// disk and checked by the caller against the sha256 stored beside it.
+/// `Engine::precompile_component`, from a source the agent trusts.
 pub fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: `Component::deserialize` requires bytes produced by
     // `Engine::precompile_component` (wasmtime itself then checks version
-    // and engine compatibility). The callers pass exactly that: cache::load
-    // what `store` wrote from `precompile_component` in this program or in
-    // `qga compile`, after matching the sha256 written alongside, so it is
-    // neither truncated nor corrupted (the directory belongs to the agent's
-    // operator: the state directory, or one they name); Inner::compile the
-    // output of `precompile_component` it holds in memory, when it could
-    // not be cached.
+    // and engine compatibility) and trusted: they become native code. The
+    // callers pass exactly that: an artifact embedded in this binary by its
+    // build script; a handlers-directory artifact whose sha256 the
+    // operator's policy pins (`Inner::verify` refuses any other); the
+    // artifact cache of a build with the compiler, written by this program
+    // from `precompile_component` and checked against the sha256 stored
+    // beside it (the state directory belongs to the agent); or the output
+    // of `precompile_component` held in memory.
     unsafe { Component::deserialize(engine, payload) }
 }
 
