@@ -17,3 +17,4 @@ pub mod qobject;
 pub mod runtime;
 pub mod transport;
 pub mod trimmer;
+pub mod trust;

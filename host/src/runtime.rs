@@ -32,6 +32,7 @@ use crate::dispatch::{Backend, CommandSpec};
 use crate::policy::{Policy, Ungranted};
 use crate::protocol::{ErrorClass, QmpError};
 use crate::qobject::{Dict, Value};
+use crate::trust::{self, TrustError, Verdict};
 use limits::{CallLimiter, MemoryLimitHit};
 use ticker::{TICK, Ticker, TickerThread};
 
@@ -103,6 +104,10 @@ impl RuntimeConfig {
 pub enum RuntimeError {
     #[error("cannot read handlers directory {0}: {1}")]
     HandlersDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error("component for family {family} refused: {reason}")]
+    Untrusted { family: String, reason: String },
     #[error("cannot read component {0}: {1}")]
     ReadComponent(PathBuf, std::io::Error),
     #[error("component for family {family} is invalid: {reason}")]
@@ -141,6 +146,14 @@ pub enum ComponentEvent {
     },
     /// A family no longer present.
     Removed { family: String, digest: String },
+    /// A family loaded although its signature is invalid or untrusted
+    /// (`require-signature = false`): the warning and the signing key.
+    Unverified {
+        family: String,
+        digest: String,
+        warning: String,
+        key: Option<String>,
+    },
 }
 
 /// One loaded family as `qga policy audit` shows it.
@@ -151,6 +164,8 @@ pub struct FamilyInfo {
     pub commands: Vec<String>,
     /// Every interface the component imports (WASI and capabilities).
     pub imports: Vec<String>,
+    /// Where it came from ("embedded" or its path) and who signed it.
+    pub trust: Verdict,
 }
 
 /// A family's component bytes and where they came from.
@@ -160,6 +175,8 @@ struct Source {
     bytes: Arc<[u8]>,
     /// Lower-case hex sha256 of `bytes`.
     digest: String,
+    /// Where it came from and who signed it.
+    trust: Verdict,
 }
 
 /// A compiled family, with each command ready to instantiate.
@@ -252,27 +269,19 @@ fn sources(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
                 family: (*family).to_owned(),
                 bytes: Arc::from(*bytes),
                 digest: hex_digest(bytes),
+                trust: Verdict::embedded(),
             });
         }
     }
     if let Some(dir) = &config.handlers_dir {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| RuntimeError::HandlersDir(dir.clone(), e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        files.sort();
-        for path in files {
-            let Some(family) = path.file_stem().and_then(|s| s.to_str()) else {
-                continue;
-            };
-            let bytes = std::fs::read(&path).map_err(|e| RuntimeError::ReadComponent(path.clone(), e))?;
+        for file in trust::read_handlers(dir, &config.policy.handlers)? {
             let source = Source {
-                family: family.to_owned(),
-                digest: hex_digest(&bytes),
-                bytes: Arc::from(bytes),
+                digest: hex_digest(&file.bytes),
+                family: file.family,
+                bytes: Arc::from(file.bytes),
+                trust: file.verdict,
             };
-            match out.iter_mut().find(|s| s.family == family) {
+            match out.iter_mut().find(|s| s.family == source.family) {
                 Some(existing) => *existing = source,
                 None => out.push(source),
             }
@@ -459,6 +468,14 @@ impl Runtime {
             });
             let family = match accepted {
                 Ok(family) => {
+                    if let Some(warning) = family.source.trust.warning() {
+                        events.push(ComponentEvent::Unverified {
+                            family: name.clone(),
+                            digest: digest.clone(),
+                            warning,
+                            key: family.source.trust.signer.key_id().map(str::to_owned),
+                        });
+                    }
                     match previous {
                         None => events.push(ComponentEvent::Loaded {
                             family: name.clone(),
@@ -544,6 +561,7 @@ impl Runtime {
                 digest: f.source.digest.clone(),
                 commands: f.commands.iter().map(|c| c.name.clone()).collect(),
                 imports: f.imports.clone(),
+                trust: f.source.trust.clone(),
             })
             .collect()
     }
@@ -653,6 +671,12 @@ impl Inner {
             family: source.family.clone(),
             reason,
         };
+        if let Some(reason) = &source.trust.refusal {
+            return Err(RuntimeError::Untrusted {
+                family: source.family.clone(),
+                reason: reason.clone(),
+            });
+        }
         let commands = exported_commands(&source.family, &source.bytes).map_err(bad)?;
         let imports = imported_interfaces(&source.bytes).map_err(bad)?;
         if let Some(pinned) = self.config.policy.pin(&source.family)
