@@ -20,6 +20,7 @@ installed busybox-static || packages+=(busybox-static)
 command -v mkfs.ext4 >/dev/null || packages+=(e2fsprogs)
 command -v python3 >/dev/null || packages+=(python3)
 command -v bc >/dev/null || packages+=(bc)
+command -v ssh-keygen >/dev/null || packages+=(openssh-client)
 for p in libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu; do
     installed "$p" || packages+=("$p")
 done

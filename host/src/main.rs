@@ -441,7 +441,7 @@ fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::Sy
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm" || x == "sig"))
         .filter_map(|e| {
             let meta = e.metadata().ok()?;
             Some((e.path(), meta.len(), meta.modified().ok()))
