@@ -366,10 +366,38 @@ fn the_handlers_directory_and_keys_are_checked_at_start() {
             setup.handlers.join("fixture.wasm").display()
         ),
     );
+    std::fs::set_permissions(
+        setup.handlers.join("fixture.wasm"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    // A component another user owns.
+    std::os::unix::fs::chown(setup.handlers.join("fixture.wasm"), Some(65534), None).unwrap();
+    assert_refused_at_start(
+        &setup,
+        &format!(
+            "handlers path {} is owned by uid 65534, not root",
+            setup.handlers.join("fixture.wasm").display()
+        ),
+    );
+    // A FIFO where a component belongs: refused, without blocking on it.
+    std::fs::remove_file(setup.handlers.join("fixture.wasm")).unwrap();
+    nix::unistd::mkfifo(
+        &setup.handlers.join("fixture.wasm"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    assert_refused_at_start(
+        &setup,
+        &format!(
+            "handlers path {} is not a regular file",
+            setup.handlers.join("fixture.wasm").display()
+        ),
+    );
+    std::fs::remove_file(setup.handlers.join("fixture.wasm")).unwrap();
     // A symlink to a (signed, root-owned) file outside.
     let outside = setup.scratch.path("outside.wasm");
     std::fs::write(&outside, signed(&setup.scratch, &setup.ops.0, &v1())).unwrap();
-    std::fs::remove_file(setup.handlers.join("fixture.wasm")).unwrap();
     std::os::unix::fs::symlink(&outside, setup.handlers.join("fixture.wasm")).unwrap();
     assert_refused_at_start(
         &setup,
