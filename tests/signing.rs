@@ -556,3 +556,96 @@ fn a_hot_swap_refuses_each_untrusted_component_and_the_old_build_serves_on() {
     let swap = wait_event(&setup.audit, "component-swap", "sha256", &sha256(&next));
     assert_eq!(swap["family"], "fixture");
 }
+
+#[test]
+fn a_precompiled_artifact_is_signed_detached_over_its_own_bytes() {
+    let setup = setup("sign-detached", true);
+    // Any non-wasm file (an ELF .cwasm from `qga compile`) gets X.sig.
+    let artifact = setup.scratch.path("fixture.cwasm");
+    std::fs::write(&artifact, b"\x7fELF not really, but bytes all the same").unwrap();
+    let (ok, out, err) = tool(&["sign", "--key", s(&setup.ops.0), s(&artifact)]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "{}: signed by key {} (signature in {}.sig)",
+            artifact.display(),
+            setup.ops.2,
+            artifact.display()
+        )
+    );
+    let verify = || tool(&["verify", "--key", s(&setup.ops.1), s(&artifact)]);
+    assert!(verify().0);
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&artifact, &bytes).unwrap();
+    let (ok, _, err) = verify();
+    assert!(!ok);
+    assert!(err.contains("does not match the file's bytes"), "{err}");
+}
+
+#[test]
+fn encrypted_keys_and_bad_policies_are_refused_with_the_reason() {
+    let setup = setup("sign-keys", true);
+    let key = setup.scratch.path("keys/locked");
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let file = setup.scratch.path("x.wasm");
+    std::fs::write(&file, v1()).unwrap();
+    let (ok, _, err) = tool(&["sign", "--key", s(&key), s(&file)]);
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "qga sign: key file {} is not an OpenSSH ed25519 private key: the key is encrypted (use a key written with -N '')",
+            key.display()
+        )
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), v1(), "the file is untouched");
+    for (text, reason) in [
+        (
+            "[handlers]\nrequire-signature = \"yes\"\n",
+            "2: 'require-signature' must be true or false",
+        ),
+        (
+            "[handlers]\ntrusted-keys = [\"ops.pub\"]\n",
+            "2: 'trusted-keys': paths must be absolute",
+        ),
+        (
+            "[handlers]\ntrusted-key = []\n",
+            "2: unknown key 'trusted-key' in [handlers] (expected trusted-keys, require-signature)",
+        ),
+    ] {
+        std::fs::write(&setup.policy, text).unwrap();
+        let (ok, _, err) = tool(&["policy", "check", s(&setup.policy)]);
+        assert!(!ok, "{text}");
+        assert!(
+            err.contains(&format!("{}:{reason}", setup.policy.display())),
+            "{text}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_parent_directory_another_user_owns_refuses_the_start() {
+    let setup = setup("sign-parent", false);
+    let parent = setup.scratch.path("shared");
+    let handlers = parent.join("handlers");
+    std::fs::create_dir_all(&handlers).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&handlers, std::fs::Permissions::from_mode(0o755)).unwrap();
+    install(&handlers, "fixture.wasm", &v1());
+    // Its owner could rename `handlers` away and put their own in its place.
+    std::os::unix::fs::chown(&parent, Some(65534), None).unwrap();
+    let setup = Setup { handlers, ..setup };
+    assert_refused_at_start(
+        &setup,
+        &format!("handlers path {} is owned by uid 65534, not root", parent.display()),
+    );
+}
