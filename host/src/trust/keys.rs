@@ -165,3 +165,37 @@ impl<'a> Reader<'a> {
             .map_err(|_| "ed25519 public key is not 32 bytes".to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // ssh-keygen -t ed25519 -N '' -C test (a throwaway key).
+    const PUBLIC: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHTeBu/8+6LitXn6xYlGwZ1D//xWy/WZJ/tG7GLWbFr9 test";
+
+    #[test]
+    fn a_public_key_line_parses_and_has_an_openssh_fingerprint() {
+        let key = PublicKey::parse(PUBLIC).unwrap();
+        // As `ssh-keygen -lf` prints it for this key.
+        assert_eq!(key.fingerprint(), "SHA256:RS/5dct6JCHWGuJ+GRfRcWrn6hMqiEXShScfFNfF1aI");
+    }
+
+    #[test]
+    fn other_key_types_and_damaged_keys_are_refused() {
+        assert_eq!(
+            PublicKey::parse("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ test").unwrap_err(),
+            "key type is ssh-rsa, expected ssh-ed25519"
+        );
+        assert_eq!(PublicKey::parse("").unwrap_err(), "the file is empty");
+        assert_eq!(
+            PublicKey::parse("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvl").unwrap_err(),
+            "truncated key"
+        );
+        assert!(
+            PrivateKey::parse(PUBLIC)
+                .err()
+                .unwrap()
+                .starts_with("expected -----BEGIN")
+        );
+    }
+}
