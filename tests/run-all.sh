@@ -21,6 +21,7 @@ command -v mkfs.ext4 >/dev/null || packages+=(e2fsprogs)
 command -v python3 >/dev/null || packages+=(python3)
 command -v bc >/dev/null || packages+=(bc)
 command -v ss >/dev/null || packages+=(iproute2)
+command -v ssh-keygen >/dev/null || packages+=(openssh-client)
 for p in libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu; do
     installed "$p" || packages+=("$p")
 done

@@ -140,6 +140,29 @@ pub enum Subcommand {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Sign a handler component with an OpenSSH ed25519 private key (as
+    /// `ssh-keygen -t ed25519 -N ''` writes it): a .wasm in place, as its
+    /// last custom section `qga-signature`; any other file (a precompiled
+    /// .cwasm), or with --detached, into FILE.sig
+    Sign {
+        /// The OpenSSH ed25519 private key
+        #[arg(long = "key", value_name = "KEY")]
+        key: PathBuf,
+        /// Write FILE.sig instead of changing FILE
+        #[arg(long = "detached")]
+        detached: bool,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Check FILE's signature (embedded, else FILE.sig) against an OpenSSH
+    /// ed25519 public key: exit 0 if valid, 1 with the reason if not
+    Verify {
+        /// The OpenSSH ed25519 public key (KEY.pub)
+        #[arg(long = "key", value_name = "KEY.pub")]
+        key: PathBuf,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Print the manual page (roff) generated from this command line
     Manpage,
     /// Print a shell completion script

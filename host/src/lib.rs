@@ -18,4 +18,5 @@ pub mod qobject;
 pub mod runtime;
 pub mod transport;
 pub mod trimmer;
+pub mod trust;
 pub mod write_gate;

@@ -80,6 +80,8 @@ fn run_subcommand(command: &Subcommand) -> ExitCode {
     match command {
         Subcommand::Compile { input, output } => compile(input, output.as_deref()),
         Subcommand::Policy { command } => policy_command(command),
+        Subcommand::Sign { key, detached, file } => report("sign", qga::trust::tool::sign(key, file, *detached)),
+        Subcommand::Verify { key, file } => report("verify", qga::trust::tool::verify(key, file)),
         Subcommand::Manpage => {
             let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
             match page.render(&mut std::io::stdout()) {
@@ -94,6 +96,20 @@ fn run_subcommand(command: &Subcommand) -> ExitCode {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "qga", &mut std::io::stdout());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// A tool's outcome on stdout (exit 0) or stderr (exit 1).
+fn report(tool: &str, outcome: Result<String, qga::trust::tool::ToolError>) -> ExitCode {
+    match outcome {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("qga {tool}: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -386,6 +402,18 @@ fn run(config: Config) -> Result<(), AgentError> {
             );
         }
     }
+    for f in runtime.families() {
+        if let Some(warning) = f.trust.warning() {
+            tracing::warn!("component {} (sha256 {}): {warning}", f.family, f.digest);
+            if let Some(audit) = &audit {
+                audit.event(
+                    "component-unverified",
+                    fields(json!({"family": f.family, "sha256": f.digest, "reason": warning,
+                        "key": f.trust.signer.key_id()})),
+                );
+            }
+        }
+    }
     let handlers: Arc<dyn qga::dispatch::Backend> = runtime.clone();
     let dispatcher = Arc::new(
         Dispatcher::new(Some(handlers), &filter)
@@ -459,7 +487,7 @@ fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::Sy
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm" || x == "cwasm"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm" || x == "cwasm" || x == "sig"))
         .filter_map(|e| {
             let meta = e.metadata().ok()?;
             Some((e.path(), meta.len(), meta.modified().ok()))
@@ -569,6 +597,18 @@ impl Reloader {
                     audit(
                         "component-reject",
                         fields(json!({"family": family, "sha256": digest, "reason": reason, "kept-sha256": kept})),
+                    );
+                }
+                ComponentEvent::Unverified {
+                    family,
+                    digest,
+                    warning,
+                    key,
+                } => {
+                    tracing::warn!("component {family} (sha256 {digest}): {warning}");
+                    audit(
+                        "component-unverified",
+                        fields(json!({"family": family, "sha256": digest, "reason": warning, "key": key})),
                     );
                 }
                 ComponentEvent::Removed { family, digest } => {

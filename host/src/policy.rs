@@ -34,6 +34,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::capabilities::{Capability, Grant};
+use crate::trust::HandlersTrust;
 
 /// The commands the host answers itself; the hardened preset keeps them so
 /// the protocol still works.
@@ -461,6 +462,9 @@ pub struct Policy {
     pub defaults: Vec<Applied>,
     pub commands: BTreeMap<String, CommandRule>,
     pub components: BTreeMap<String, ComponentRule>,
+    /// `[handlers]`: which keys sign `--handlers` components, and whether
+    /// a signature is required.
+    pub handlers: HandlersTrust,
 }
 
 impl Default for Policy {
@@ -473,6 +477,7 @@ impl Default for Policy {
             defaults: Vec::new(),
             commands: BTreeMap::new(),
             components: BTreeMap::new(),
+            handlers: HandlersTrust::default(),
         }
     }
 }
@@ -609,6 +614,7 @@ impl<'a> Parser<'a> {
                         policy.commands.insert(name.get_ref().to_string(), rule);
                     }
                 }
+                "handlers" => policy.handlers = self.handlers(table)?,
                 "component" => {
                     for (name, value) in table {
                         let rule = self.component(self.table(value, name.get_ref())?)?;
@@ -618,7 +624,7 @@ impl<'a> Parser<'a> {
                 other => {
                     return Err(self.err(
                         key.span().start,
-                        format!("unknown table '{other}' (expected defaults, command or component)"),
+                        format!("unknown table '{other}' (expected defaults, command, component or handlers)"),
                     ));
                 }
             }
@@ -638,6 +644,38 @@ impl<'a> Parser<'a> {
             DeValue::String(s) => Ok(s),
             _ => Err(self.err(value.span().start, format!("'{key}' must be a string"))),
         }
+    }
+
+    /// `[handlers] trusted-keys = ["….pub"]`, `require-signature = bool`.
+    fn handlers(&self, table: &DeTable<'_>) -> Result<HandlersTrust, PolicyError> {
+        let mut out = HandlersTrust::default();
+        for (key, value) in table {
+            match (key.get_ref().as_ref(), value.get_ref()) {
+                ("require-signature", DeValue::Boolean(b)) => out.require_signature = *b,
+                ("require-signature", _) => {
+                    return Err(self.err(value.span().start, "'require-signature' must be true or false"));
+                }
+                ("trusted-keys", DeValue::Array(items)) => {
+                    for item in items.iter() {
+                        let path = self.string(item, "trusted-keys")?;
+                        if !path.starts_with('/') {
+                            return Err(self.err(item.span().start, "'trusted-keys': paths must be absolute"));
+                        }
+                        out.trusted_keys.push(PathBuf::from(path));
+                    }
+                }
+                ("trusted-keys", _) => {
+                    return Err(self.err(value.span().start, "'trusted-keys' must be a list of paths"));
+                }
+                (other, _) => {
+                    return Err(self.err(
+                        key.span().start,
+                        format!("unknown key '{other}' in [handlers] (expected trusted-keys, require-signature)"),
+                    ));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn defaults(&self, table: &DeTable<'_>, policy: &mut Policy) -> Result<(), PolicyError> {

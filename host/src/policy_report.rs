@@ -7,7 +7,9 @@
 //! null), `imports` (capability interfaces the component imports),
 //! `granted`, `imported-not-granted`, `constraints` (every setting of
 //! [`crate::policy::SETTINGS`] but `capabilities`, as effective for the
-//! command), and `grant-error` when the grant cannot be computed. Keys are
+//! command), and `grant-error` when the grant cannot be computed.
+//! `families` lists each loaded family: `family`, `source` ("embedded" or
+//! its path), `sha256`, `signer` and the signing `key` (or null). Keys are
 //! sorted; new settings add keys, existing keys keep their meaning.
 
 use serde_json::{Map, Value as Json, json};
@@ -114,7 +116,14 @@ pub fn audit_json(policy: &Policy, dispatcher: &Dispatcher, runtime: &Runtime) -
         .iter()
         .map(|state| command_report(state, runtime, &families, policy.ungranted))
         .collect();
-    json!({"format": FORMAT, "policy": policy_summary(policy), "commands": commands})
+    let families: Vec<Json> = families
+        .iter()
+        .map(|f| {
+            json!({"family": f.family, "source": f.trust.origin, "sha256": f.digest,
+                "signer": f.trust.signer.describe(), "key": f.trust.signer.key_id()})
+        })
+        .collect();
+    json!({"format": FORMAT, "policy": policy_summary(policy), "commands": commands, "families": families})
 }
 
 fn list(v: &Json) -> String {
@@ -175,6 +184,16 @@ pub fn audit_table(report: &Json) -> String {
         let line: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    out.push_str("\nFAMILY@SHA256  SOURCE  SIGNER\n");
+    for f in report["families"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{}@{}  {}  {}\n",
+            f["family"].as_str().unwrap_or(""),
+            f["sha256"].as_str().unwrap_or("").get(..12).unwrap_or(""),
+            f["source"].as_str().unwrap_or(""),
+            f["signer"].as_str().unwrap_or("")
+        ));
     }
     out
 }

@@ -35,6 +35,7 @@ use crate::dispatch::{Backend, CommandSpec};
 use crate::policy::{Policy, Ungranted};
 use crate::protocol::{ErrorClass, QmpError};
 use crate::qobject::{Dict, Value};
+use crate::trust::{Signer, TrustError, Verdict};
 use crate::write_gate::WriteGate;
 use limits::{CallLimiter, MemoryLimitHit};
 use sources::{Kind, Source};
@@ -91,6 +92,10 @@ impl RuntimeConfig {
 pub enum RuntimeError {
     #[error("cannot read handlers directory {0}: {1}")]
     HandlersDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error("component for family {family} refused: {reason}")]
+    Refused { family: String, reason: String },
     #[error("cannot read component {0}: {1}")]
     ReadComponent(PathBuf, std::io::Error),
     #[error("component for family {family} is invalid: {reason}")]
@@ -106,7 +111,7 @@ pub enum RuntimeError {
     #[error("family {family}: {reason}")]
     Compile { family: String, reason: String },
     #[error(
-        "{path} is precompiled native code that the policy does not trust: pin its sha256 in the policy ([component.{family}] sha256 = \"…\", as `qga compile` prints it) to load it"
+        "{path} is precompiled native code that the policy does not trust: pin its sha256 in the policy ([component.{family}] sha256 = \"…\", as `qga compile` prints it) or sign it with a key in [handlers] trusted-keys to load it"
     )]
     Untrusted { family: String, path: PathBuf },
     #[error(
@@ -137,6 +142,14 @@ pub enum ComponentEvent {
     },
     /// A family no longer present.
     Removed { family: String, digest: String },
+    /// A family loaded although its signature is invalid or untrusted
+    /// (`require-signature = false`): the warning and the signing key.
+    Unverified {
+        family: String,
+        digest: String,
+        warning: String,
+        key: Option<String>,
+    },
 }
 
 /// One loaded family as `qga policy audit` shows it.
@@ -147,6 +160,8 @@ pub struct FamilyInfo {
     pub commands: Vec<String>,
     /// Every interface the component imports (WASI and capabilities).
     pub imports: Vec<String>,
+    /// Where it came from ("embedded" or its path) and who signed it.
+    pub trust: Verdict,
 }
 
 /// A compiled family, with each command ready to instantiate.
@@ -234,7 +249,7 @@ impl Runtime {
             compiled: Arc::new(Mutex::new(HashMap::new())),
             freeze,
         };
-        for source in sources::read(inner.config.embedded, inner.config.handlers_dir.as_ref())? {
+        for source in sources::read(&inner.config)? {
             let family = inner.verify(source)?;
             inner.add(family)?;
         }
@@ -261,7 +276,7 @@ impl Runtime {
     pub fn reload(&self, config: RuntimeConfig) -> Result<Vec<ComponentEvent>, RuntimeError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.current();
-        let candidates = sources::read(config.embedded, config.handlers_dir.as_ref())?;
+        let candidates = sources::read(&config)?;
         let mut next = Inner {
             engine: old.engine.clone(),
             families: Vec::new(),
@@ -283,6 +298,14 @@ impl Runtime {
             });
             let family = match accepted {
                 Ok(family) => {
+                    if let Some(warning) = family.source.trust.warning() {
+                        events.push(ComponentEvent::Unverified {
+                            family: name.clone(),
+                            digest: digest.clone(),
+                            warning,
+                            key: family.source.trust.signer.key_id().map(str::to_owned),
+                        });
+                    }
                     match previous {
                         None => events.push(ComponentEvent::Loaded {
                             family: name.clone(),
@@ -368,6 +391,7 @@ impl Runtime {
                 digest: f.source.digest.clone(),
                 commands: f.commands.iter().map(|c| c.name.clone()).collect(),
                 imports: f.imports.clone(),
+                trust: f.source.trust.clone(),
             })
             .collect()
     }
@@ -491,6 +515,12 @@ impl Inner {
             family: source.family.clone(),
             reason,
         };
+        if let Some(reason) = &source.trust.refusal {
+            return Err(RuntimeError::Refused {
+                family: source.family.clone(),
+                reason: reason.clone(),
+            });
+        }
         let pin = self.config.policy.pin(&source.family);
         if let Some(pinned) = pin
             && pinned != source.digest
@@ -504,7 +534,9 @@ impl Inner {
         let metadata = match &source.kind {
             Kind::Embedded { .. } => artifact::decode(&source.bytes).map_err(|e| bad(e.to_string()))?.0,
             Kind::Artifact(path) => {
-                if pin.is_none() {
+                // Native code: trusted only through a pin of these bytes or
+                // a signature over them by a trusted key.
+                if pin.is_none() && !matches!(source.trust.signer, Signer::Trusted(_)) {
                     return Err(RuntimeError::Untrusted {
                         family: source.family.clone(),
                         path: path.clone(),
@@ -916,7 +948,7 @@ mod tests {
 
     #[test]
     fn embedded_system_info_lists_its_commands_without_compiling() {
-        let sources = sources::read(true, None).unwrap();
+        let sources = sources::read(&RuntimeConfig::new(std::env::temp_dir())).unwrap();
         let source = sources
             .iter()
             .find(|s| s.family == "system-info")

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::RuntimeError;
+use super::{RuntimeConfig, RuntimeError};
+use crate::trust::{TrustError, TrustedKeys, Verdict, handlers_dir};
 
 /// A family built into the binary (listed by build.rs in `EMBEDDED`).
 struct EmbeddedFamily {
@@ -70,52 +71,56 @@ pub struct Source {
     /// Lower-case hex sha256 of `bytes` (what a policy pin names).
     pub digest: String,
     pub kind: Kind,
+    /// Where it came from and who signed it.
+    pub trust: Verdict,
 }
 
 pub fn hex_digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The embedded families (when `embedded`), then the handlers directory's.
-pub fn read(embedded: bool, handlers_dir: Option<&PathBuf>) -> Result<Vec<Source>, RuntimeError> {
+/// The embedded families (when `config.embedded`), then the handlers
+/// directory's: the directory checked (StrictModes, no symlinks) and each
+/// file judged against the policy's trusted keys.
+pub fn read(config: &RuntimeConfig) -> Result<Vec<Source>, RuntimeError> {
     let mut out: Vec<Source> = Vec::new();
-    if embedded {
+    if config.embedded {
         for embedded in embedded::EMBEDDED {
             out.push(Source {
                 family: embedded.family.to_owned(),
                 bytes: Bytes::Embedded(embedded.artifact),
                 digest: embedded.sha256.to_owned(),
                 kind: Kind::Embedded { wasm: embedded.wasm },
+                trust: Verdict::embedded(),
             });
         }
     }
-    let Some(dir) = handlers_dir else {
+    let Some(dir) = &config.handlers_dir else {
         return Ok(out);
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| RuntimeError::HandlersDir(dir.clone(), e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wasm" || x == "cwasm"))
-        .collect();
+    let keys = TrustedKeys::load(&config.policy.handlers)?;
+    let mut files = handlers_dir::read(dir, &[".wasm", ".cwasm"]).map_err(TrustError::from)?;
     // `X.wasm` sorts after `X.cwasm`: drop it when both are there.
-    files.sort();
-    let listed = files.clone();
-    files.retain(|p| !(p.extension().is_some_and(|x| x == "wasm") && listed.contains(&p.with_extension("cwasm"))));
-    for path in files {
-        let Some(family) = path.file_stem().and_then(|s| s.to_str()) else {
+    let artifacts: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+    files.retain(|f| {
+        !(f.path.extension().is_some_and(|x| x == "wasm") && artifacts.contains(&f.path.with_extension("cwasm")))
+    });
+    for file in files {
+        let Some(family) = file.path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        let bytes = std::fs::read(&path).map_err(|e| RuntimeError::ReadComponent(path.clone(), e))?;
-        let kind = if path.extension().is_some_and(|x| x == "cwasm") {
-            Kind::Artifact(path.clone())
+        let trust = keys.judge(&file.path, &file.bytes, file.detached.as_deref());
+        let kind = if file.path.extension().is_some_and(|x| x == "cwasm") {
+            Kind::Artifact(file.path.clone())
         } else {
-            Kind::Wasm(path.clone())
+            Kind::Wasm(file.path.clone())
         };
         let source = Source {
             family: family.to_owned(),
-            digest: hex_digest(&bytes),
-            bytes: Bytes::Read(Arc::from(bytes)),
+            digest: hex_digest(&file.bytes),
+            bytes: Bytes::Read(Arc::from(file.bytes)),
             kind,
+            trust,
         };
         match out.iter_mut().find(|s| s.family == family) {
             Some(existing) => *existing = source,
