@@ -487,7 +487,11 @@ fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::Sy
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm" || x == "cwasm" || x == "sig"))
+        .filter(|e| {
+            e.path()
+                .extension()
+                .is_some_and(|x| x == "wasm" || x == "cwasm" || x == "sig")
+        })
         .filter_map(|e| {
             let meta = e.metadata().ok()?;
             Some((e.path(), meta.len(), meta.modified().ok()))
