@@ -2,19 +2,26 @@
 //! and signatures by trusted OpenSSH ed25519 keys (made by the real
 //! `ssh-keygen`), at start (exit 1) and on hot swap (the old build serves
 //! on), each refusal with its exact error and audit event.
+//!
+//! The agent under test has no compiler: what it loads from `--handlers` is
+//! a precompiled `fixture.cwasm` (made by `support::artifacts::compile`),
+//! trusted through a detached `fixture.cwasm.sig` by a trusted key or a
+//! sha256 pin. `qga sign`/`qga verify` on `.wasm` files (signatures embedded
+//! in a custom section) are exercised on their own.
 
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use support::{Agent, Scratch, qga_binary, settle};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use support::signing::{
+    Setup, assert_refused_at_start, audit_events, detached, install, install_artifact, refused_prefix, s, setup,
+    sha256, signed, start, tool, untrusted_native_code, wait_event, wait_event_where, write_policy,
+    write_policy_pinned,
+};
+use support::{artifacts, qga_binary, settle};
 
 fn v1() -> Vec<u8> {
     std::fs::read(Path::new(env!("QGA_TEST_FIXTURES")).join("fixture.wasm")).unwrap()
@@ -24,190 +31,27 @@ fn v2() -> Vec<u8> {
     std::fs::read(env!("QGA_TEST_FIXTURE_V2")).unwrap()
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+/// The precompiled artifacts of v1 and v2, as `qga compile` makes them.
+fn artifact_v1() -> Vec<u8> {
+    artifacts::compile("fixture", &v1())
 }
 
-/// A key pair from `ssh-keygen -t ed25519 -N ''`: (private, public, fingerprint).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
-    let key = dir.join(name);
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen runs (package openssh-client)");
-    assert!(ok.success());
-    let public = dir.join(format!("{name}.pub"));
-    let out = Command::new("ssh-keygen").arg("-lf").arg(&public).output().unwrap();
-    let line = String::from_utf8(out.stdout).unwrap();
-    let fingerprint = line.split_whitespace().nth(1).unwrap().to_owned();
-    assert!(fingerprint.starts_with("SHA256:"), "{line}");
-    (key, public, fingerprint)
-}
-
-fn tool(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(qga_binary()).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// `bytes` signed in place by `qga sign --key key`.
-fn signed(scratch: &Scratch, key: &Path, bytes: &[u8]) -> Vec<u8> {
-    let file = scratch.path("to-sign.wasm");
-    std::fs::write(&file, bytes).unwrap();
-    let (ok, _, err) = tool(&["sign", "--key", s(key), s(&file)]);
-    assert!(ok, "{err}");
-    std::fs::read(&file).unwrap()
-}
-
-/// A detached signature over `bytes` by `key` (`qga sign --detached`).
-fn detached(scratch: &Scratch, key: &Path, bytes: &[u8]) -> Vec<u8> {
-    let file = scratch.path("to-sign.bin");
-    std::fs::write(&file, bytes).unwrap();
-    let (ok, _, err) = tool(&["sign", "--detached", "--key", s(key), s(&file)]);
-    assert!(ok, "{err}");
-    std::fs::read(scratch.path("to-sign.bin.sig")).unwrap()
-}
-
-fn install(dir: &Path, name: &str, bytes: &[u8]) {
-    let tmp = dir.join(".install.tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
-}
-
-fn write_policy(path: &Path, require: bool, keys: &[&Path]) {
-    let keys: Vec<String> = keys.iter().map(|k| format!("{:?}", s(k))).collect();
-    std::fs::write(
-        path,
-        format!(
-            "[handlers]\nrequire-signature = {require}\ntrusted-keys = [{}]\n",
-            keys.join(", ")
-        ),
-    )
-    .unwrap();
-}
-
-fn audit_events(audit: &Path, event: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(audit)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == event)
-        .collect()
-}
-
-/// The setting every test starts from: keys `ops` (trusted) and `other`,
-/// a handlers directory (0755, root's) and a policy file.
-struct Setup {
-    scratch: Scratch,
-    handlers: PathBuf,
-    policy: PathBuf,
-    audit: PathBuf,
-    ops: (PathBuf, PathBuf, String),
-    other: (PathBuf, PathBuf, String),
-}
-
-fn setup(tag: &str, require: bool) -> Setup {
-    let scratch = Scratch::new(tag);
-    let keys = scratch.path("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let ops = keygen(&keys, "ops");
-    let other = keygen(&keys, "other");
-    let handlers = scratch.path("handlers");
-    std::fs::create_dir_all(&handlers).unwrap();
-    std::fs::set_permissions(&handlers, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let policy = scratch.path("policy.toml");
-    write_policy(&policy, require, &[&ops.1]);
-    let audit = scratch.path("audit.log");
-    Setup {
-        scratch,
-        handlers,
-        policy,
-        audit,
-        ops,
-        other,
-    }
-}
-
-/// Start the agent on `setup`; it must exit 1. Its stderr.
-fn start_fails(setup: &Setup) -> String {
-    let sock = setup.scratch.path("refused.sock");
-    let state = setup.scratch.path("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let mut child = Command::new(qga_binary())
-        .args(["-m", "unix-listen", "-p", s(&sock), "-t", s(&state)])
-        .args(["--handlers", s(&setup.handlers), "--policy", s(&setup.policy)])
-        .args(["--audit-log", s(&setup.audit)])
-        .env("QGA_CONF", setup.scratch.path("none.conf"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the agent started although it must refuse to");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert_eq!(status.code(), Some(1), "{err}");
-    err
-}
-
-fn start(setup: &Setup) -> Agent {
-    Agent::qga(&[
-        "--handlers",
-        s(&setup.handlers),
-        "--watch-handlers",
-        "--policy",
-        s(&setup.policy),
-        "--audit-log",
-        s(&setup.audit),
-    ])
-}
-
-/// The last line of stderr, and the audit event `component-reject` or
-/// `reload`-less start carries the same reason.
-fn assert_refused_at_start(setup: &Setup, expected: &str) {
-    let _ = std::fs::remove_file(&setup.audit);
-    let err = start_fails(setup);
-    assert!(err.trim_end().ends_with(&format!("qga: {expected}")), "{err}");
-    let events = audit_events(&setup.audit, "component-reject");
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["reason"], expected, "{events:?}");
+fn artifact_v2() -> Vec<u8> {
+    artifacts::compile("fixture", &v2())
 }
 
 #[test]
-fn a_component_signed_by_a_trusted_key_loads_and_the_audit_names_its_signer() {
+fn an_artifact_signed_by_a_trusted_key_loads_and_the_audit_names_its_signer() {
     let setup = setup("sign-trusted", true);
-    let bytes = signed(&setup.scratch, &setup.ops.0, &v1());
-    install(&setup.handlers, "fixture.wasm", &bytes);
-    let (ok, out, _) = tool(&[
-        "verify",
-        "--key",
-        s(&setup.ops.1),
-        s(&setup.handlers.join("fixture.wasm")),
-    ]);
-    assert!(ok);
+    let artifact = artifact_v1();
+    let sig = detached(&setup.scratch, &setup.ops.0, &artifact);
+    install_artifact(&setup.handlers, &artifact, Some(&sig));
+    let file = setup.handlers.join("fixture.cwasm");
+    let (ok, out, err) = tool(&["verify", "--key", s(&setup.ops.1), s(&file)]);
+    assert!(ok, "{err}");
     assert_eq!(
         out.trim(),
-        format!(
-            "{}: valid signature by key {}",
-            setup.handlers.join("fixture.wasm").display(),
-            setup.ops.2
-        )
+        format!("{}: valid signature by key {}", file.display(), setup.ops.2)
     );
     let agent = start(&setup);
     assert_eq!(
@@ -218,9 +62,10 @@ fn a_component_signed_by_a_trusted_key_loads_and_the_audit_names_its_signer() {
     assert!(
         loads
             .iter()
-            .any(|e| e["family"] == "fixture" && e["sha256"] == sha256(&bytes)),
+            .any(|e| e["family"] == "fixture" && e["sha256"] == sha256(&artifact)),
         "{loads:?}"
     );
+    assert!(audit_events(&setup.audit, "component-unverified").is_empty());
     let out = Command::new(qga_binary())
         .args(["policy", "audit", "--json", "--policy", s(&setup.policy), "--handlers"])
         .arg(&setup.handlers)
@@ -231,13 +76,31 @@ fn a_component_signed_by_a_trusted_key_loads_and_the_audit_names_its_signer() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let families = report["families"].as_array().unwrap();
     let fixture = families.iter().find(|f| f["family"] == "fixture").unwrap();
-    assert_eq!(fixture["source"], s(&setup.handlers.join("fixture.wasm")));
-    assert_eq!(fixture["sha256"], sha256(&bytes));
+    assert_eq!(fixture["source"], s(&file));
+    assert_eq!(fixture["sha256"], sha256(&artifact));
     assert_eq!(fixture["signer"], format!("trusted key {}", setup.ops.2));
     assert_eq!(fixture["key"], setup.ops.2);
     let embedded = families.iter().find(|f| f["family"] == "system-info").unwrap();
     assert_eq!(embedded["source"], "embedded");
     assert_eq!(embedded["signer"], "embedded in the binary");
+}
+
+#[test]
+fn a_signed_wasm_component_is_refused_by_an_agent_without_a_compiler() {
+    let setup = setup("sign-wasm", true);
+    install(
+        &setup.handlers,
+        "fixture.wasm",
+        &signed(&setup.scratch, &setup.ops.0, &v1()),
+    );
+    let file = setup.handlers.join("fixture.wasm");
+    assert_refused_at_start(
+        &setup,
+        &format!(
+            "{0} is a .wasm component and this agent has no compiler: run `qga compile {0}` (a qga built with the compiler feature) and pin the artifact's sha256 in the policy",
+            file.display()
+        ),
+    );
 }
 
 #[test]
@@ -281,46 +144,74 @@ fn verify_exits_1_with_the_reason() {
 }
 
 #[test]
-fn each_untrusted_component_is_refused_at_start_with_its_reason() {
+fn each_untrusted_artifact_is_refused_at_start_with_its_reason() {
     let setup = setup("sign-start", true);
-    let file = setup.handlers.join("fixture.wasm");
-    let prefix = format!("component for family fixture refused: {}: ", file.display());
+    let prefix = refused_prefix(&setup);
+    let artifact = artifact_v1();
     // Unsigned.
-    install(&setup.handlers, "fixture.wasm", &v1());
+    install_artifact(&setup.handlers, &artifact, None);
     assert_refused_at_start(
         &setup,
         &format!("{prefix}no signature, and the policy requires a signature by a trusted key"),
     );
     // Signed by a key the policy does not trust.
-    install(
-        &setup.handlers,
-        "fixture.wasm",
-        &signed(&setup.scratch, &setup.other.0, &v1()),
-    );
+    let by_other = detached(&setup.scratch, &setup.other.0, &artifact);
+    install_artifact(&setup.handlers, &artifact, Some(&by_other));
     assert_refused_at_start(
         &setup,
         &format!("{prefix}signed by key {}, which is not in trusted-keys", setup.other.2),
     );
     // Signed, then one byte changed.
-    let mut bytes = signed(&setup.scratch, &setup.ops.0, &v1());
-    bytes[100] ^= 1;
-    install(&setup.handlers, "fixture.wasm", &bytes);
+    let by_ops = detached(&setup.scratch, &setup.ops.0, &artifact);
+    let mut tampered = artifact.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
+    install_artifact(&setup.handlers, &tampered, Some(&by_ops));
     let mismatch = format!(
         "{prefix}the signature by key {} does not match the file's bytes",
         setup.ops.2
     );
     assert_refused_at_start(&setup, &mismatch);
-    // A valid detached signature, but over another family's file.
-    install(&setup.handlers, "fixture.wasm", &v1());
-    let other_file = detached(&setup.scratch, &setup.ops.0, &v2());
-    install(&setup.handlers, "fixture.wasm.sig", &other_file);
+    // A valid signature by the trusted key, but over another file.
+    let of_other_family = detached(&setup.scratch, &setup.ops.0, &artifact_v2());
+    install_artifact(&setup.handlers, &artifact, Some(&of_other_family));
     assert_refused_at_start(&setup, &mismatch);
     // ... and the one for this file loads.
-    install(
-        &setup.handlers,
-        "fixture.wasm.sig",
-        &detached(&setup.scratch, &setup.ops.0, &v1()),
+    install_artifact(&setup.handlers, &artifact, Some(&by_ops));
+    let agent = start(&setup);
+    assert_eq!(
+        agent.connect().call(r#"{"execute":"fixture-version"}"#),
+        r#"{"return": 1}"#
     );
+}
+
+#[test]
+fn require_signature_beats_a_pin_and_a_pin_binds_a_signed_artifact() {
+    let setup = setup("sign-pin", true);
+    let prefix = refused_prefix(&setup);
+    let artifact = artifact_v1();
+    // Pinned, unsigned: a signature is required all the same.
+    write_policy_pinned(&setup.policy, true, &[&setup.ops.1], Some(&sha256(&artifact)));
+    install_artifact(&setup.handlers, &artifact, None);
+    assert_refused_at_start(
+        &setup,
+        &format!("{prefix}no signature, and the policy requires a signature by a trusted key"),
+    );
+    // Signed by the trusted key, but the policy pins another build: the
+    // pin must match too.
+    let sig = detached(&setup.scratch, &setup.ops.0, &artifact);
+    install_artifact(&setup.handlers, &artifact, Some(&sig));
+    let other = sha256(&artifact_v2());
+    write_policy_pinned(&setup.policy, true, &[&setup.ops.1], Some(&other));
+    assert_refused_at_start(
+        &setup,
+        &format!(
+            "component for family fixture has sha256 {}, but the policy pins {other}",
+            sha256(&artifact)
+        ),
+    );
+    // Signed and pinned to these bytes: loads.
+    write_policy_pinned(&setup.policy, true, &[&setup.ops.1], Some(&sha256(&artifact)));
     let agent = start(&setup);
     assert_eq!(
         agent.connect().call(r#"{"execute":"fixture-version"}"#),
@@ -331,7 +222,13 @@ fn each_untrusted_component_is_refused_at_start_with_its_reason() {
 #[test]
 fn the_handlers_directory_and_keys_are_checked_at_start() {
     let setup = setup("sign-dir", false);
-    install(&setup.handlers, "fixture.wasm", &v1());
+    let artifact = artifact_v1();
+    let sig = detached(&setup.scratch, &setup.ops.0, &artifact);
+    install_artifact(&setup.handlers, &artifact, Some(&sig));
+    let file = setup.handlers.join("fixture.cwasm");
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
     // A trusted key that cannot be read.
     let missing = setup.scratch.path("keys/missing.pub");
     write_policy(&setup.policy, false, &[&missing]);
@@ -344,7 +241,7 @@ fn the_handlers_directory_and_keys_are_checked_at_start() {
     );
     write_policy(&setup.policy, false, &[&setup.ops.1]);
     // The directory writable by its group.
-    std::fs::set_permissions(&setup.handlers, std::fs::Permissions::from_mode(0o775)).unwrap();
+    mode(&setup.handlers, 0o775);
     assert_refused_at_start(
         &setup,
         &format!(
@@ -352,66 +249,54 @@ fn the_handlers_directory_and_keys_are_checked_at_start() {
             setup.handlers.display()
         ),
     );
-    std::fs::set_permissions(&setup.handlers, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // A component writable by others.
-    std::fs::set_permissions(
-        setup.handlers.join("fixture.wasm"),
-        std::fs::Permissions::from_mode(0o646),
-    )
-    .unwrap();
+    mode(&setup.handlers, 0o755);
+    // An artifact writable by others, and a signature writable by others.
+    for path in [file.clone(), setup.handlers.join("fixture.cwasm.sig")] {
+        mode(&path, 0o646);
+        assert_refused_at_start(
+            &setup,
+            &format!(
+                "handlers path {} is writable by group or others (mode 0646)",
+                path.display()
+            ),
+        );
+        mode(&path, 0o644);
+    }
+    // An artifact another user owns.
+    std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
     assert_refused_at_start(
         &setup,
-        &format!(
-            "handlers path {} is writable by group or others (mode 0646)",
-            setup.handlers.join("fixture.wasm").display()
-        ),
+        &format!("handlers path {} is owned by uid 65534, not root", file.display()),
     );
-    std::fs::set_permissions(
-        setup.handlers.join("fixture.wasm"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
-    // A component another user owns.
-    std::os::unix::fs::chown(setup.handlers.join("fixture.wasm"), Some(65534), None).unwrap();
+    // A FIFO where an artifact belongs: refused, without blocking on it.
+    std::fs::remove_file(&file).unwrap();
+    nix::unistd::mkfifo(&file, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     assert_refused_at_start(
         &setup,
-        &format!(
-            "handlers path {} is owned by uid 65534, not root",
-            setup.handlers.join("fixture.wasm").display()
-        ),
+        &format!("handlers path {} is not a regular file", file.display()),
     );
-    // A FIFO where a component belongs: refused, without blocking on it.
-    std::fs::remove_file(setup.handlers.join("fixture.wasm")).unwrap();
-    nix::unistd::mkfifo(
-        &setup.handlers.join("fixture.wasm"),
-        nix::sys::stat::Mode::from_bits_truncate(0o644),
-    )
-    .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    // A symlink to a (signed, root-owned) artifact outside.
+    let outside = setup.scratch.path("outside.cwasm");
+    std::fs::write(&outside, &artifact).unwrap();
+    std::os::unix::fs::symlink(&outside, &file).unwrap();
     assert_refused_at_start(
         &setup,
-        &format!(
-            "handlers path {} is not a regular file",
-            setup.handlers.join("fixture.wasm").display()
-        ),
+        &format!("handlers path {} is a symbolic link (not allowed)", file.display()),
     );
-    std::fs::remove_file(setup.handlers.join("fixture.wasm")).unwrap();
-    // A symlink to a (signed, root-owned) file outside.
-    let outside = setup.scratch.path("outside.wasm");
-    std::fs::write(&outside, signed(&setup.scratch, &setup.ops.0, &v1())).unwrap();
-    std::os::unix::fs::symlink(&outside, setup.handlers.join("fixture.wasm")).unwrap();
-    assert_refused_at_start(
-        &setup,
-        &format!(
-            "handlers path {} is a symbolic link (not allowed)",
-            setup.handlers.join("fixture.wasm").display()
-        ),
+    // The whole setting, fixed, starts: the refusals above were the
+    // checks', not the artifact's.
+    std::fs::remove_file(&file).unwrap();
+    install_artifact(&setup.handlers, &artifact, Some(&sig));
+    let agent = start(&setup);
+    assert_eq!(
+        agent.connect().call(r#"{"execute":"fixture-version"}"#),
+        r#"{"return": 1}"#
     );
+    drop(agent);
     // A symlinked handlers directory.
-    std::fs::remove_file(setup.handlers.join("fixture.wasm")).unwrap();
     let real = setup.scratch.path("real-handlers");
-    std::fs::create_dir(&real).unwrap();
-    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::remove_dir(&setup.handlers).unwrap();
+    std::fs::rename(&setup.handlers, &real).unwrap();
     std::os::unix::fs::symlink(&real, &setup.handlers).unwrap();
     assert_refused_at_start(
         &setup,
@@ -423,10 +308,18 @@ fn the_handlers_directory_and_keys_are_checked_at_start() {
 }
 
 #[test]
-fn without_require_signature_an_untrusted_signature_loads_with_a_warning() {
+fn without_require_signature_native_code_still_needs_a_pin_or_a_trusted_signature() {
     let setup = setup("sign-warn", false);
-    let bytes = signed(&setup.scratch, &setup.other.0, &v1());
-    install(&setup.handlers, "fixture.wasm", &bytes);
+    let artifact = artifact_v1();
+    let by_other = detached(&setup.scratch, &setup.other.0, &artifact);
+    // Unsigned and unpinned: refused as untrusted native code.
+    install_artifact(&setup.handlers, &artifact, None);
+    assert_refused_at_start(&setup, &untrusted_native_code(&setup));
+    // Signed by a key the policy does not trust, unpinned: refused too.
+    install_artifact(&setup.handlers, &artifact, Some(&by_other));
+    assert_refused_at_start(&setup, &untrusted_native_code(&setup));
+    // Pinned: loads, with a warning for the untrusted signature.
+    write_policy_pinned(&setup.policy, false, &[&setup.ops.1], Some(&sha256(&artifact)));
     let agent = start(&setup);
     assert_eq!(
         agent.connect().call(r#"{"execute":"fixture-version"}"#),
@@ -434,90 +327,96 @@ fn without_require_signature_an_untrusted_signature_loads_with_a_warning() {
     );
     let warning = format!(
         "{}: signed by key {}, which is not in trusted-keys; loaded because require-signature = false",
-        setup.handlers.join("fixture.wasm").display(),
+        setup.handlers.join("fixture.cwasm").display(),
         setup.other.2
     );
     let events = audit_events(&setup.audit, "component-unverified");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["reason"], warning.as_str());
     assert_eq!(events[0]["key"], setup.other.2);
-    assert_eq!(events[0]["sha256"], sha256(&bytes));
+    assert_eq!(events[0]["sha256"], sha256(&artifact));
     assert!(agent.log().contains(&warning), "{}", agent.log());
-    // An unsigned one loads silently, as before signatures existed.
-    install(&setup.handlers, "fixture.wasm", &v2());
+    // A pinned, unsigned build swaps in silently, as before signatures.
+    let next = artifact_v2();
+    write_policy_pinned(&setup.policy, false, &[&setup.ops.1], Some(&sha256(&next)));
+    install_artifact(&setup.handlers, &next, None);
+    let version = r#"{"execute":"fixture-version"}"#;
     let answer = settle(
         Duration::from_secs(30),
-        || agent.connect().call(r#"{"execute":"fixture-version"}"#),
+        || agent.connect().call(version),
         |r| r == r#"{"return": 2}"#,
     );
     assert_eq!(answer, r#"{"return": 2}"#);
     assert_eq!(audit_events(&setup.audit, "component-unverified").len(), 1);
-}
-
-/// Wait for an audit event `event` whose `key` is `value`.
-fn wait_event(audit: &Path, event: &str, key: &str, value: &str) -> serde_json::Value {
-    let events = settle(
-        Duration::from_secs(30),
-        || audit_events(audit, event),
-        |e| e.iter().any(|e| e[key] == value),
-    );
-    events
-        .into_iter()
-        .find(|e| e[key] == value)
-        .unwrap_or_else(|| panic!("no {event} with {key} = {value}"))
+    // Unpinned and unsigned on a hot swap: refused, v2 serves on.
+    write_policy(&setup.policy, false, &[&setup.ops.1]);
+    install_artifact(&setup.handlers, &artifact, None);
+    let event = wait_event(&setup.audit, "component-reject", "sha256", &sha256(&artifact));
+    assert_eq!(event["reason"], untrusted_native_code(&setup).as_str());
+    assert_eq!(event["kept-sha256"], sha256(&next));
+    assert_eq!(agent.connect().call(version), r#"{"return": 2}"#);
 }
 
 #[test]
-fn a_hot_swap_refuses_each_untrusted_component_and_the_old_build_serves_on() {
+fn a_hot_swap_refuses_each_untrusted_artifact_and_the_old_build_serves_on() {
     let setup = setup("sign-swap", true);
-    let good = signed(&setup.scratch, &setup.ops.0, &v1());
-    install(&setup.handlers, "fixture.wasm", &good);
+    let good = artifact_v1();
+    let good_sig = detached(&setup.scratch, &setup.ops.0, &good);
+    install_artifact(&setup.handlers, &good, Some(&good_sig));
     let agent = start(&setup);
     let mut c = agent.connect();
     let version = r#"{"execute":"fixture-version"}"#;
     assert_eq!(c.call(version), r#"{"return": 1}"#);
-    let file = setup.handlers.join("fixture.wasm");
-    let prefix = format!("component for family fixture refused: {}: ", file.display());
-    let mut tampered = signed(&setup.scratch, &setup.ops.0, &v2());
-    tampered[100] ^= 1;
+    let file = setup.handlers.join("fixture.cwasm");
+    let prefix = refused_prefix(&setup);
+    let next = artifact_v2();
+    let mut tampered = next.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
     let mismatch = format!(
         "{prefix}the signature by key {} does not match the file's bytes",
         setup.ops.2
     );
+    // (what, artifact, its signature, reason): each pair of artifact and
+    // reason is new, so each waits for its own event.
     let cases = [
         (
             "unsigned",
-            v2(),
+            next.clone(),
+            None,
             format!("{prefix}no signature, and the policy requires a signature by a trusted key"),
         ),
         (
             "untrusted key",
-            signed(&setup.scratch, &setup.other.0, &v2()),
+            next.clone(),
+            Some(detached(&setup.scratch, &setup.other.0, &next)),
             format!("{prefix}signed by key {}, which is not in trusted-keys", setup.other.2),
         ),
-        ("one byte changed", tampered, mismatch.clone()),
+        (
+            "one byte changed",
+            tampered,
+            Some(detached(&setup.scratch, &setup.ops.0, &next)),
+            mismatch.clone(),
+        ),
+        (
+            "another file's signature",
+            next.clone(),
+            Some(good_sig.clone()),
+            mismatch.clone(),
+        ),
     ];
-    for (what, bytes, reason) in cases {
-        install(&setup.handlers, "fixture.wasm", &bytes);
-        let event = wait_event(&setup.audit, "component-reject", "sha256", &sha256(&bytes));
-        assert_eq!(event["reason"], reason.as_str(), "{what}");
+    for (what, bytes, sig, reason) in cases {
+        install_artifact(&setup.handlers, &bytes, sig.as_deref());
+        let event = wait_event_where(
+            &setup.audit,
+            "component-reject",
+            &[("sha256", &sha256(&bytes)), ("reason", &reason)],
+        );
+        assert_eq!(event["family"], "fixture", "{what}");
         assert_eq!(event["kept-sha256"], sha256(&good), "{what}");
         assert_eq!(c.call(version), r#"{"return": 1}"#, "{what}");
     }
-    // Another file's detached signature beside an unsigned v2.
-    let mut v2_tagged = v2();
-    v2_tagged.extend_from_slice(b"\0\x05\x04tag1");
-    install(
-        &setup.handlers,
-        "fixture.wasm.sig",
-        &detached(&setup.scratch, &setup.ops.0, &v1()),
-    );
-    install(&setup.handlers, "fixture.wasm", &v2_tagged);
-    let event = wait_event(&setup.audit, "component-reject", "sha256", &sha256(&v2_tagged));
-    assert_eq!(event["reason"], mismatch.as_str());
-    assert_eq!(c.call(version), r#"{"return": 1}"#);
-    std::fs::remove_file(setup.handlers.join("fixture.wasm.sig")).unwrap();
-    install(&setup.handlers, "fixture.wasm", &good);
+    install_artifact(&setup.handlers, &good, Some(&good_sig));
 
     // Whole-directory refusals: nothing changes, `reload-failed` says why.
     let reload_fails = |reason: String| {
@@ -538,8 +437,10 @@ fn a_hot_swap_refuses_each_untrusted_component_and_the_old_build_serves_on() {
         missing.display()
     ));
     write_policy(&setup.policy, true, &[&setup.ops.1]);
-    let outside = setup.scratch.path("outside.wasm");
-    std::fs::write(&outside, signed(&setup.scratch, &setup.ops.0, &v2())).unwrap();
+    let next_sig = detached(&setup.scratch, &setup.ops.0, &next);
+    let outside = setup.scratch.path("outside.cwasm");
+    std::fs::write(&outside, &next).unwrap();
+    install(&setup.handlers, "fixture.cwasm.sig", &next_sig);
     std::fs::remove_file(&file).unwrap();
     std::os::unix::fs::symlink(&outside, &file).unwrap();
     reload_fails(format!(
@@ -549,8 +450,7 @@ fn a_hot_swap_refuses_each_untrusted_component_and_the_old_build_serves_on() {
     std::fs::remove_file(&file).unwrap();
 
     // A build signed by the trusted key swaps in.
-    let next = signed(&setup.scratch, &setup.ops.0, &v2());
-    install(&setup.handlers, "fixture.wasm", &next);
+    install_artifact(&setup.handlers, &next, Some(&next_sig));
     let answer = settle(Duration::from_secs(30), || c.call(version), |r| r == r#"{"return": 2}"#);
     assert_eq!(answer, r#"{"return": 2}"#);
     let swap = wait_event(&setup.audit, "component-swap", "sha256", &sha256(&next));
@@ -640,7 +540,7 @@ fn a_parent_directory_another_user_owns_refuses_the_start() {
     std::fs::create_dir_all(&handlers).unwrap();
     std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&handlers, std::fs::Permissions::from_mode(0o755)).unwrap();
-    install(&handlers, "fixture.wasm", &v1());
+    install_artifact(&handlers, &artifact_v1(), None);
     // Its owner could rename `handlers` away and put their own in its place.
     std::os::unix::fs::chown(&parent, Some(65534), None).unwrap();
     let setup = Setup { handlers, ..setup };

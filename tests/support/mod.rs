@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod fixture;
 pub mod loopfs;
+pub mod signing;
 pub mod vm;
 
 use std::io::{BufRead, BufReader, Read, Write};
