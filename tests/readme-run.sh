@@ -9,6 +9,10 @@ cmd=$(grep -E '^    cargo run .*unix-listen' README.md | head -1 | sed 's/^ *//'
 sock=$(sed -E 's/.* -p ([^ ]+).*/\1/' <<<"$cmd")
 state=$(sed -E 's/.* -t ([^ ]+).*/\1/' <<<"$cmd")
 rm -rf "$sock" "$state"
+# Build first, as `cargo run` would (the test build links other features of
+# wasmtime, so this may compile): the wait below is for the agent alone.
+build=$(sed -E 's/^cargo run /cargo build /; s/ -- .*//' <<<"$cmd")
+bash -c "$build"
 bash -c "exec $cmd" 2>/tmp/readme-run.log &
 agent=$!
 trap 'kill $agent 2>/dev/null; wait $agent 2>/dev/null; rm -rf "$sock" "$state"' EXIT

@@ -969,7 +969,8 @@ mod tests {
                 "guest-get-host-name",
                 "guest-get-timezone",
                 "guest-get-osinfo",
-                "guest-get-users"
+                "guest-get-users",
+                "guest-get-load"
             ]
         );
     }
