@@ -318,6 +318,57 @@ fn policy_audit_json_matches_golden_file() {
     );
 }
 
+/// The storage commands that walk sysfs are granted its block trees only:
+/// no WASI preopen of theirs holds /sys itself, debugfs, efivars or
+/// securityfs (issue 16: the `/sys` preopen reached all of them).
+#[test]
+fn sysfs_preopens_hold_only_the_block_trees() {
+    let scratch = Scratch::new("policy-preopens");
+    let out = Command::new(qga_binary())
+        .args(["policy", "audit", "--json"])
+        .env("QGA_CONF", scratch.path("none.conf"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let forbidden = [
+        "/sys/kernel/debug",
+        "/sys/firmware/efi/efivars",
+        "/sys/kernel/security",
+        "/sys/kernel",
+        "/sys/power",
+    ];
+    let mut seen = 0;
+    for command in report["commands"].as_array().unwrap() {
+        let name = command["name"].as_str().unwrap();
+        let Some(preopens) = command["constraints"]["wasi.preopens"].as_array() else {
+            continue;
+        };
+        for preopen in preopens {
+            let host = Path::new(preopen["host"].as_str().unwrap());
+            assert_ne!(host, Path::new("/sys"), "{name} preopens all of /sys");
+            assert_ne!(host, Path::new("/"), "{name} preopens /");
+            for f in forbidden {
+                assert!(
+                    !Path::new(f).starts_with(host),
+                    "{name}: preopen {} reaches {f}",
+                    host.display()
+                );
+            }
+            assert_eq!(preopen["mode"], "r", "{name}: {preopen}");
+        }
+        if name == "guest-get-disks" || name == "guest-get-fsinfo" {
+            let hosts: Vec<_> = preopens
+                .iter()
+                .map(|p| p["host"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(hosts[..3], ["/sys/block", "/sys/dev/block", "/sys/devices"], "{name}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2);
+}
+
 #[test]
 fn audit_log_records_every_request_and_never_an_argument() {
     let scratch = Scratch::new("policy-audit");

@@ -185,6 +185,30 @@ pub fn audit_table(report: &Json) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
+    let preopens: Vec<String> = report["commands"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let dirs: Vec<String> = c["constraints"]["wasi.preopens"]
+                .as_array()?
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} ({})",
+                        p["host"].as_str().unwrap_or(""),
+                        p["mode"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            let name = c["name"].as_str().unwrap_or("");
+            (!dirs.is_empty()).then(|| format!("{name}  {}\n", dirs.join(" ")))
+        })
+        .collect();
+    if !preopens.is_empty() {
+        out.push_str("\nCOMMAND  WASI-PREOPENS\n");
+        out.extend(preopens);
+    }
     out.push_str("\nFAMILY@SHA256  SOURCE  SIGNER\n");
     for f in report["families"].as_array().into_iter().flatten() {
         out.push_str(&format!(

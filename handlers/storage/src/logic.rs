@@ -3,8 +3,11 @@
 //! sysfs, guest-get-disks, /proc/diskstats.
 //!
 //! Files are read with std::fs under a root directory: `/` in the
-//! component (where /sys is a read-only WASI preopen), a directory holding
-//! a sysfs-shaped tree in tests.
+//! component (where only /sys/block, /sys/dev/block and /sys/devices are
+//! read-only WASI preopens), a directory holding a sysfs-shaped tree in
+//! tests. Every path is resolved here, symlink by symlink, before it is
+//! opened: sysfs links cross from one preopen into another, which WASI
+//! will not follow.
 
 use std::io;
 use std::path::PathBuf;
@@ -188,6 +191,10 @@ pub fn strerror(e: &io::Error) -> String {
     text.to_owned()
 }
 
+/// Directories above the preopens, never symlinks, that the component
+/// cannot stat (no preopen holds them): realpath takes them as they are.
+const PLAIN_DIRS: &[&str] = &["/sys", "/sys/dev", "/run", "/run/udev"];
+
 /// Reads below a root, with sysfs's relative symlinks resolved inside it.
 pub struct Sys {
     root: PathBuf,
@@ -207,17 +214,24 @@ impl Sys {
     }
 
     pub fn read_string(&self, path: &str) -> io::Result<String> {
-        std::fs::read_to_string(self.host(path))
+        std::fs::read_to_string(self.host(&self.realpath(path)?))
     }
 
+    /// The target of the symlink `path` (its directories resolved first).
     pub fn read_link(&self, path: &str) -> io::Result<String> {
-        Ok(std::fs::read_link(self.host(path))?.to_string_lossy().into_owned())
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let dir = self.realpath(if dir.is_empty() { "/" } else { dir })?;
+        self.read_link_raw(&format!("{}/{name}", dir.trim_end_matches('/')))
+    }
+
+    fn read_link_raw(&self, resolved: &str) -> io::Result<String> {
+        Ok(std::fs::read_link(self.host(resolved))?.to_string_lossy().into_owned())
     }
 
     /// Entry names and kinds, in the order the directory gives them.
     pub fn list(&self, path: &str) -> io::Result<Vec<(String, Kind)>> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(self.host(path))? {
+        for entry in std::fs::read_dir(self.host(&self.realpath(path)?))? {
             let entry = entry?;
             let kind = match entry.file_type() {
                 Ok(t) if t.is_symlink() => Kind::Link,
@@ -250,13 +264,16 @@ impl Sys {
             }
             done.push(part);
             let current = format!("/{}", done.join("/"));
+            if PLAIN_DIRS.contains(&current.as_str()) {
+                continue;
+            }
             let meta = std::fs::symlink_metadata(self.host(&current))?;
             if meta.file_type().is_symlink() {
                 links += 1;
                 if links > 40 {
                     return Err(io::Error::other("Too many levels of symbolic links"));
                 }
-                let target = self.read_link(&current)?;
+                let target = self.read_link_raw(&current)?;
                 done.pop();
                 if target.starts_with('/') {
                     done.clear();

@@ -589,19 +589,21 @@ pub const ROUTE_V6: &str = "/proc/net/ipv6_route";
 /// The mount table the storage commands read (the agent's own, as qemu-ga).
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
 
-/// Read-only /sys, and udev's database where it exists (ID_SERIAL).
+/// The sysfs trees guest-get-disks and guest-get-fsinfo walk: the block
+/// devices' links and the device tree they point into. Not all of /sys:
+/// debugfs, efivars, securityfs and the rest of /sys/kernel stay out.
+pub const SYSFS_PREOPENS: &[&str] = &["/sys/block", "/sys/dev/block", "/sys/devices"];
+
+/// Read-only SYSFS_PREOPENS, and udev's database where it exists (ID_SERIAL).
 fn sysfs_preopens() -> Vec<Preopen> {
-    let mut out = vec![Preopen {
-        host: "/sys".into(),
-        guest: "/sys".into(),
+    let read_only = |dir: &str| Preopen {
+        host: dir.into(),
+        guest: dir.into(),
         writable: false,
-    }];
+    };
+    let mut out: Vec<Preopen> = SYSFS_PREOPENS.iter().map(|d| read_only(d)).collect();
     if std::path::Path::new("/run/udev/data").is_dir() {
-        out.push(Preopen {
-            host: "/run/udev/data".into(),
-            guest: "/run/udev/data".into(),
-            writable: false,
-        });
+        out.push(read_only("/run/udev/data"));
     }
     out
 }
@@ -824,11 +826,18 @@ mod tests {
         assert_eq!(caps("guest-get-fsinfo"), [Capability::ReadFile, Capability::FsStat]);
         assert!(caps("guest-get-disks").is_empty());
         assert_eq!(caps("guest-get-diskstats"), [Capability::ReadFile]);
-        // status needs no mount point; only /sys is preopened, read-only.
+        // status needs no mount point; only the block trees of /sys are
+        // preopened, read-only.
         assert!(Grant::builtin("guest-fsfreeze-status", &no_env).mounts.is_empty());
-        let g = Grant::builtin("guest-get-disks", &no_env);
-        assert!(g.preopens.iter().all(|p| !p.writable));
-        assert_eq!(g.preopens[0].host, PathBuf::from("/sys"));
+        for command in ["guest-get-disks", "guest-get-fsinfo"] {
+            let g = Grant::builtin(command, &no_env);
+            assert!(g.preopens.iter().all(|p| !p.writable));
+            let hosts: Vec<_> = g.preopens.iter().map(|p| p.host.clone()).collect();
+            assert_eq!(
+                hosts[..3],
+                SYSFS_PREOPENS.iter().map(PathBuf::from).collect::<Vec<_>>()[..]
+            );
+        }
     }
 
     #[test]
