@@ -198,6 +198,9 @@ const PLAIN_DIRS: &[&str] = &["/sys", "/sys/dev", "/run", "/run/udev"];
 /// Reads below a root, with sysfs's relative symlinks resolved inside it.
 pub struct Sys {
     root: PathBuf,
+    /// realpath of the directories met so far in this call (sysfs does not
+    /// move under one call).
+    dirs: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 fn basename(path: &str) -> String {
@@ -206,22 +209,46 @@ fn basename(path: &str) -> String {
 
 impl Sys {
     pub fn new(root: impl Into<PathBuf>) -> Sys {
-        Sys { root: root.into() }
+        Sys {
+            root: root.into(),
+            dirs: Default::default(),
+        }
     }
 
     fn host(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
     }
 
+    /// realpath of a directory, remembered for the rest of the call.
+    fn real_dir(&self, dir: &str) -> io::Result<String> {
+        if let Some(real) = self.dirs.borrow().get(dir) {
+            return Ok(real.clone());
+        }
+        let real = self.realpath(dir)?;
+        self.dirs.borrow_mut().insert(dir.to_owned(), real.clone());
+        Ok(real)
+    }
+
+    /// `path` with its directories resolved (the last component as is).
+    fn in_real_dir(&self, path: &str) -> io::Result<String> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let dir = self.real_dir(if dir.is_empty() { "/" } else { dir })?;
+        Ok(format!("{}/{name}", dir.trim_end_matches('/')))
+    }
+
     pub fn read_string(&self, path: &str) -> io::Result<String> {
-        std::fs::read_to_string(self.host(&self.realpath(path)?))
+        match std::fs::read_to_string(self.host(&self.in_real_dir(path)?)) {
+            // The file itself may be a symlink into another preopen: resolve it too.
+            Err(e) if !matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                std::fs::read_to_string(self.host(&self.realpath(path)?))
+            }
+            read => read,
+        }
     }
 
     /// The target of the symlink `path` (its directories resolved first).
     pub fn read_link(&self, path: &str) -> io::Result<String> {
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let dir = self.realpath(if dir.is_empty() { "/" } else { dir })?;
-        self.read_link_raw(&format!("{}/{name}", dir.trim_end_matches('/')))
+        self.read_link_raw(&self.in_real_dir(path)?)
     }
 
     fn read_link_raw(&self, resolved: &str) -> io::Result<String> {
@@ -231,7 +258,7 @@ impl Sys {
     /// Entry names and kinds, in the order the directory gives them.
     pub fn list(&self, path: &str) -> io::Result<Vec<(String, Kind)>> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(self.host(&self.realpath(path)?))? {
+        for entry in std::fs::read_dir(self.host(&self.real_dir(path)?))? {
             let entry = entry?;
             let kind = match entry.file_type() {
                 Ok(t) if t.is_symlink() => Kind::Link,
