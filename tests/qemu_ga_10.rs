@@ -12,32 +12,15 @@ fn qemu_ga_10_dir() -> std::path::PathBuf {
     fixture::fixtures_dir().join("qemu-ga-10")
 }
 
-fn replay_all(start: impl Fn() -> Agent) {
-    let files = fixture::files(&qemu_ga_10_dir());
-    assert!(!files.is_empty(), "no fixtures in {}", qemu_ga_10_dir().display());
-    let mut failures = Vec::new();
-    for file in &files {
-        let agent = start();
-        let mut client = agent.connect();
-        failures.extend(fixture::replay(file, &mut client));
-    }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
 #[test]
 fn qemu_ga_10_fixtures_replay_against_qga() {
-    replay_all(|| Agent::qga(&[]));
+    fixture::replay_all(&qemu_ga_10_dir(), || Agent::qga(&[]));
 }
 
 #[test]
 fn qemu_ga_10_fixtures_replay_against_real_qemu_ga_10() {
     qemu_ga_10_binary();
-    replay_all(|| Agent::qemu_ga_10(&[]));
+    fixture::replay_all(&qemu_ga_10_dir(), || Agent::qemu_ga_10(&[]));
 }
 
 #[test]

@@ -146,3 +146,22 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
+
+/// Replay every fixture file in `dir`, each against a fresh agent from
+/// `start`; fails with every mismatch.
+pub fn replay_all(dir: &Path, start: impl Fn() -> super::Agent) {
+    let files = files(dir);
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    let mut failures = Vec::new();
+    for file in &files {
+        let agent = start();
+        let mut client = agent.connect();
+        failures.extend(replay(file, &mut client));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
