@@ -90,14 +90,10 @@ impl RuntimeConfig {
 
 #[derive(Debug, Error)]
 pub enum RuntimeError {
-    #[error("cannot read handlers directory {0}: {1}")]
-    HandlersDir(PathBuf, std::io::Error),
     #[error(transparent)]
     Trust(#[from] TrustError),
     #[error("component for family {family} refused: {reason}")]
     Refused { family: String, reason: String },
-    #[error("cannot read component {0}: {1}")]
-    ReadComponent(PathBuf, std::io::Error),
     #[error("component for family {family} is invalid: {reason}")]
     BadComponent { family: String, reason: String },
     #[error("command {command} is exported by both family {first} and family {second}")]

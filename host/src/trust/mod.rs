@@ -187,30 +187,3 @@ pub fn verify_with(key: &PublicKey, bytes: &[u8], detached: Option<&[u8]>) -> Re
         Signer::Embedded => Err("no signature".into()),
     }
 }
-
-/// One component from the handlers directory, with its verdict.
-pub struct HandlerSource {
-    pub family: String,
-    pub bytes: Vec<u8>,
-    pub verdict: Verdict,
-}
-
-/// The verification hook of `--handlers DIR`: check the directory, read
-/// every `*.wasm` from checked fds, and judge each against the policy's
-/// trusted keys. Errors (the directory, a key file) refuse the whole set.
-pub fn read_handlers(dir: &Path, policy: &HandlersTrust) -> Result<Vec<HandlerSource>, TrustError> {
-    let keys = TrustedKeys::load(policy)?;
-    let mut out = Vec::new();
-    for file in handlers_dir::read(dir, &[".wasm"])? {
-        let Some(family) = file.path.file_stem().and_then(|s| s.to_str()) else {
-            continue;
-        };
-        let verdict = keys.judge(&file.path, &file.bytes, file.detached.as_deref());
-        out.push(HandlerSource {
-            family: family.to_owned(),
-            verdict,
-            bytes: file.bytes,
-        });
-    }
-    Ok(out)
-}
