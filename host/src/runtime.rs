@@ -38,7 +38,7 @@ use crate::qobject::{Dict, Value};
 use crate::trust::{Signer, TrustError, Verdict};
 use crate::write_gate::WriteGate;
 use limits::{CallLimiter, MemoryLimitHit};
-use sources::{Kind, Source};
+use sources::{Bytes, Kind, Source};
 use ticker::{TICK, Ticker, TickerThread};
 
 /// WASI interfaces through which a handler could wait (a timer to sleep
@@ -649,7 +649,13 @@ impl Inner {
     /// Map a verified artifact (embedded, or pinned by the policy).
     fn load_artifact(&self, source: &Source) -> Result<Component, String> {
         let (_, compiled) = artifact::decode(&source.bytes).map_err(|e| e.to_string())?;
-        sys::deserialize(&self.engine, compiled).map_err(|e| format!("cannot load the precompiled artifact: {e:#}"))
+        let component = sys::deserialize(&self.engine, compiled)
+            .map_err(|e| format!("cannot load the precompiled artifact: {e:#}"));
+        if let Bytes::Embedded(embedded) = source.bytes {
+            // Copied by `deserialize`: the binary's pages are not needed.
+            sys::release_embedded_pages(embedded);
+        }
+        component
     }
 
     /// Compile `wasm` (`source`'s component) in memory.

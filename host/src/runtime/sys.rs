@@ -20,6 +20,32 @@ pub fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Componen
     unsafe { Component::deserialize(engine, payload) }
 }
 
+/// Unmap the whole pages of an embedded artifact from this process once
+/// `deserialize` has copied it (they stay in the page cache): loading every
+/// family would otherwise keep ~2 MB of the binary resident for nothing.
+/// A later load of the same family faults them back in from the file.
+pub fn release_embedded_pages(bytes: &'static [u8]) {
+    let page = 4096usize;
+    let start = (bytes.as_ptr() as usize).div_ceil(page) * page;
+    let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
+    if end <= start {
+        return;
+    }
+    // SAFETY: [start, end) holds only whole pages inside `bytes`, a
+    // `&'static [u8]` that `include_bytes!` placed in the binary's
+    // read-only segment: a clean private file mapping that nothing ever
+    // writes. MADV_DONTNEED drops those pages' entries from this process's
+    // page tables; the next read maps the same file bytes again, so
+    // `bytes` keeps its contents and every reference to it stays valid.
+    let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    if rc != 0 {
+        tracing::debug!(
+            "madvise(MADV_DONTNEED) on an embedded artifact: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Return the allocator's free pages to the kernel (glibc `malloc_trim`),
 /// so a burst of calls or a large transfer does not stay resident.
 pub fn release_free_memory() {
