@@ -36,6 +36,8 @@ pub enum PrivilegeError {
     Caps(#[from] CapsError),
     #[error(transparent)]
     Status(#[from] StatusError),
+    #[error("capabilities {missing:?} are no longer in the bounding set; a restart is required to regain them")]
+    Unavailable { missing: CapSet },
     #[error("after the drop /proc/self/status shows {field} = {found}, expected {expected}")]
     NotDropped {
         field: &'static str,
@@ -135,13 +137,17 @@ pub fn drop_all(user: &Unprivileged) -> Result<ProcessStatus, PrivilegeError> {
     Ok(status)
 }
 
-/// The broker's narrowing: keeps `keep` (intersected with what the process
-/// has) in the effective, permitted and bounding sets, drops everything
-/// else from every set including bounding and ambient; verified. A dropped
-/// capability cannot come back.
+/// The broker's narrowing: keeps `keep` in the effective, permitted and
+/// bounding sets, drops everything else from every set including bounding
+/// and ambient; verified. A capability already gone from the bounding set
+/// cannot come back: asking for one is [`PrivilegeError::Unavailable`].
 pub fn keep_only(keep: CapSet) -> Result<ProcessStatus, PrivilegeError> {
     single_threaded()?;
     let before = ProcessStatus::of_self()?;
+    let missing = CapSet::from_bits(keep.bits() & !before.cap_bounding);
+    if missing != CapSet::EMPTY {
+        return Err(PrivilegeError::Unavailable { missing });
+    }
     drop_bounding_except(keep)?;
     sys::ambient_clear().map_err(step("PR_CAP_AMBIENT_CLEAR_ALL"))?;
     let (_, permitted, _) = sys::capget().map_err(step("capget"))?;
