@@ -12,13 +12,15 @@
 //! - [`landlock`]: the main process's filesystem view;
 //! - [`seccomp`]: the main process's syscall allowlist (violations return
 //!   `EPERM`, never kill);
-//! - [`lifecycle`]: forking the pair and each side exiting when the other dies.
+//! - [`lifecycle`]: forking the pair and each side exiting when the other dies;
+//! - [`needs`]: the capabilities each broker operation needs.
 //!
 //! `docs/privsep.md` describes the design and what integration still has to do.
 
 pub mod channel;
 pub mod landlock;
 pub mod lifecycle;
+pub mod needs;
 pub mod privilege;
 pub mod seccomp;
 pub mod status;

@@ -2,8 +2,8 @@
 //! hostile peer can build makes the decoder panic or accept it silently.
 
 use qga_privsep::wire::{
-    ByteString, DecodeError, EncodeError, EnvVar, FieldError, KeysOp, MAX_FRAME, Message, OpenMode, Password, Path,
-    Reply, Request, SpawnRequest, SpawnedStdio, SshKey, StdioMode, UserName,
+    ByteString, DecodeError, EncodeError, EnvVar, FieldError, KeysOp, MAX_FRAME, Message, OpenMode, Operation,
+    Password, Path, PowerMode, Reply, Request, SpawnRequest, SpawnedStdio, SshKey, StdioMode, UserName,
 };
 
 fn path(p: &str) -> Path {
@@ -76,6 +76,9 @@ fn every_request() -> Vec<Request> {
             crypted,
         });
     }
+    for &mode in PowerMode::ALL {
+        all.push(Request::Shutdown { mode });
+    }
     all
 }
 
@@ -111,6 +114,14 @@ fn every_request_round_trips() {
         let frame = request.encode().unwrap();
         assert_eq!(Request::decode(&frame).unwrap(), request, "frame {frame:?}");
         assert_eq!(request.fd_count(), 0, "requests never carry fds");
+    }
+}
+
+#[test]
+fn the_round_trip_covers_every_operation() {
+    let covered: std::collections::HashSet<Operation> = every_request().iter().map(Request::operation).collect();
+    for operation in Operation::ALL {
+        assert!(covered.contains(operation), "{operation:?} has no round-trip case");
     }
 }
 

@@ -200,6 +200,10 @@ byte_enum!(
     StdioMode, "stdio mode" { Null = 1, Pipe = 2 }
 );
 byte_enum!(
+    /// guest-shutdown's modes.
+    PowerMode, "power mode" { Halt = 1, Powerdown = 2, Reboot = 3 }
+);
+byte_enum!(
     /// An authorized_keys edit: add (keeping existing keys), reset (replace
     /// every key) or remove.
     KeysOp, "authorized_keys operation" { Add = 1, Reset = 2, Remove = 3 }

@@ -24,9 +24,11 @@ mod reply;
 mod request;
 
 pub use codec::{DecodeError, Decoder, EncodeError, Encoder};
-pub use fields::{ByteString, EnvVar, FieldError, KeysOp, OpenMode, Password, Path, SshKey, StdioMode, UserName};
+pub use fields::{
+    ByteString, EnvVar, FieldError, KeysOp, OpenMode, Password, Path, PowerMode, SshKey, StdioMode, UserName,
+};
 pub use reply::{Reply, SpawnedStdio};
-pub use request::{Request, SpawnRequest};
+pub use request::{Operation, Request, SpawnRequest};
 
 /// Largest frame on the channel, header included.
 pub const MAX_FRAME: usize = 64 * 1024;

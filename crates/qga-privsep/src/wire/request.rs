@@ -3,7 +3,7 @@
 
 use super::Message;
 use super::codec::{DecodeError, Decoder, EncodeError, Encoder};
-use super::fields::{ByteString, EnvVar, KeysOp, OpenMode, Password, Path, SshKey, StdioMode, UserName};
+use super::fields::{ByteString, EnvVar, KeysOp, OpenMode, Password, Path, PowerMode, SshKey, StdioMode, UserName};
 
 /// Most argv entries in a spawn.
 pub const MAX_ARGS: usize = 256;
@@ -52,6 +52,59 @@ pub enum Request {
         password: Password,
         crypted: bool,
     },
+    /// Halt, power down or reboot the guest.
+    Shutdown { mode: PowerMode },
+}
+
+/// The kind of a request, without its arguments: what grants, capability
+/// needs and the audit speak of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    OpenFile,
+    ReopenChannel,
+    Spawn,
+    Freeze,
+    Thaw,
+    Trim,
+    SetTime,
+    WriteSysfs,
+    AuthorizedKeys,
+    Chpasswd,
+    Shutdown,
+}
+
+impl Operation {
+    pub const ALL: &[Operation] = &[
+        Operation::OpenFile,
+        Operation::ReopenChannel,
+        Operation::Spawn,
+        Operation::Freeze,
+        Operation::Thaw,
+        Operation::Trim,
+        Operation::SetTime,
+        Operation::WriteSysfs,
+        Operation::AuthorizedKeys,
+        Operation::Chpasswd,
+        Operation::Shutdown,
+    ];
+}
+
+impl Request {
+    pub fn operation(&self) -> Operation {
+        match self {
+            Request::OpenFile { .. } => Operation::OpenFile,
+            Request::ReopenChannel => Operation::ReopenChannel,
+            Request::Spawn(_) => Operation::Spawn,
+            Request::Freeze { .. } => Operation::Freeze,
+            Request::Thaw { .. } => Operation::Thaw,
+            Request::Trim { .. } => Operation::Trim,
+            Request::SetTime { .. } => Operation::SetTime,
+            Request::WriteSysfs { .. } => Operation::WriteSysfs,
+            Request::AuthorizedKeys { .. } => Operation::AuthorizedKeys,
+            Request::Chpasswd { .. } => Operation::Chpasswd,
+            Request::Shutdown { .. } => Operation::Shutdown,
+        }
+    }
 }
 
 mod tag {
@@ -65,6 +118,7 @@ mod tag {
     pub const WRITE_SYSFS: u8 = 0x08;
     pub const AUTHORIZED_KEYS: u8 = 0x09;
     pub const CHPASSWD: u8 = 0x0a;
+    pub const SHUTDOWN: u8 = 0x0b;
 }
 
 impl Message for Request {
@@ -135,6 +189,10 @@ impl Message for Request {
                 password.encode(out)?;
                 out.bool(*crypted);
             }
+            Request::Shutdown { mode } => {
+                out.u8(tag::SHUTDOWN);
+                mode.encode(out);
+            }
         }
         Ok(())
     }
@@ -197,6 +255,9 @@ impl Message for Request {
                 user: UserName::decode(input)?,
                 password: Password::decode(input)?,
                 crypted: input.bool("crypted")?,
+            },
+            tag::SHUTDOWN => Request::Shutdown {
+                mode: PowerMode::decode(input)?,
             },
             other => return Err(DecodeError::UnknownTag(other)),
         })
