@@ -192,3 +192,12 @@ fn under_the_filter_forbidden_syscalls_fail_and_allowed_ones_work() {
     })
     .unwrap();
 }
+
+#[test]
+fn the_docs_list_every_allowed_syscall_and_why() {
+    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/privsep.md")).unwrap();
+    for entry in allowlist() {
+        let row = format!("| `{}` | {}", entry.name(), entry.why);
+        assert!(doc.contains(&row), "docs/privsep.md lacks the row for {}", entry.name());
+    }
+}
