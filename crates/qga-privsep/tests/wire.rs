@@ -149,6 +149,32 @@ fn every_reply_round_trips_and_announces_its_fds() {
 }
 
 #[test]
+fn a_reply_the_decoder_would_refuse_cannot_be_encoded() {
+    for errno in [0, -1, 4096] {
+        let failed = Reply::Failed {
+            errno,
+            message: String::new(),
+        };
+        assert_eq!(
+            failed.encode(),
+            Err(EncodeError::BadValue {
+                what: "errno",
+                value: i64::from(errno)
+            })
+        );
+    }
+    let stdio = SpawnedStdio {
+        stdin: false,
+        stdout: false,
+        stderr: false,
+    };
+    assert_eq!(
+        Reply::Spawned { pid: 0, stdio }.encode(),
+        Err(EncodeError::BadValue { what: "pid", value: 0 })
+    );
+}
+
+#[test]
 fn a_long_failure_message_is_cut_on_a_character_boundary() {
     let message = "é".repeat(1000); // 2000 bytes
     let frame = Reply::Failed { errno: 5, message }.encode().unwrap();

@@ -11,6 +11,8 @@ pub enum EncodeError {
     TooLarge(usize),
     #[error("broker message list of {count} items exceeds its limit of {limit}")]
     TooMany { count: usize, limit: usize },
+    #[error("invalid {what} value {value} in a broker message")]
+    BadValue { what: &'static str, value: i64 },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

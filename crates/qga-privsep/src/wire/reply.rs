@@ -59,12 +59,24 @@ impl Message for Reply {
         match self {
             Reply::Done => out.u8(tag::DONE),
             Reply::Failed { errno, message } => {
+                if !(1..=MAX_ERRNO).contains(errno) {
+                    return Err(EncodeError::BadValue {
+                        what: "errno",
+                        value: i64::from(*errno),
+                    });
+                }
                 out.u8(tag::FAILED);
                 out.i32(*errno);
                 out.bytes(truncated(message).as_bytes())?;
             }
             Reply::Opened => out.u8(tag::OPENED),
             Reply::Spawned { pid, stdio } => {
+                if *pid <= 0 {
+                    return Err(EncodeError::BadValue {
+                        what: "pid",
+                        value: i64::from(*pid),
+                    });
+                }
                 out.u8(tag::SPAWNED);
                 out.i32(*pid);
                 out.bool(stdio.stdin);
