@@ -88,12 +88,6 @@ fn the_sandboxed_main_process_reads_what_the_broker_opens_and_nothing_else() {
         let me = ProcessStatus::of_self().map_err(|e| e.to_string())?;
         ensure(me.cap_effective == 0 && me.cap_bounding == 0, || format!("{me:?}"))?;
         ensure(me.no_new_privs && me.seccomp == 2, || format!("{me:?}"))?;
-        let theirs = ProcessStatus::of_pid(broker.pid()).map_err(|e| e.to_string())?;
-        ensure(theirs.cap_bounding == CAP_DAC_OVERRIDE, || format!("broker {theirs:?}"))?;
-        ensure(theirs.cap_effective == CAP_DAC_OVERRIDE && theirs.seccomp == 0, || {
-            format!("broker {theirs:?}")
-        })?;
-
         // Itself it can open neither the granted file nor anything outside its rules.
         let e = errno_of(fs::read(&granted))?;
         ensure(e == libc::EACCES, || format!("granted file, directly: errno {e}"))?;
@@ -120,6 +114,12 @@ fn the_sandboxed_main_process_reads_what_the_broker_opens_and_nothing_else() {
             .read_to_string(&mut text)
             .map_err(|e| e.to_string())?;
         ensure(text == "only through the broker", || text.clone())?;
+        // The broker has answered, so it has narrowed itself first.
+        let theirs = ProcessStatus::of_pid(broker.pid()).map_err(|e| e.to_string())?;
+        ensure(theirs.cap_bounding == CAP_DAC_OVERRIDE, || format!("broker {theirs:?}"))?;
+        ensure(theirs.cap_effective == CAP_DAC_OVERRIDE && theirs.seccomp == 0, || {
+            format!("broker {theirs:?}")
+        })?;
 
         // Outside the grants: refused by the broker.
         let shadow = Path::new(CString::new("/etc/shadow").unwrap().into_bytes()).unwrap();
