@@ -46,11 +46,11 @@ fn the_view_is_confined_to_the_listed_paths() {
     in_child(|| {
         let rules = [
             Rule {
-                path: writable.clone(),
+                path: writable.to_path_buf(),
                 access: Access::ReadWrite,
             },
             Rule {
-                path: readable.clone(),
+                path: readable.to_path_buf(),
                 access: Access::ReadOnly,
             },
         ];

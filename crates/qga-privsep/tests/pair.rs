@@ -74,7 +74,7 @@ fn the_sandboxed_main_process_reads_what_the_broker_opens_and_nothing_else() {
         privilege::drop_all(&user).map_err(|e| e.to_string())?;
         let rules = [
             Rule {
-                path: state.clone(),
+                path: state.to_path_buf(),
                 access: Access::ReadWrite,
             },
             Rule {

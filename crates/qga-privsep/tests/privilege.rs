@@ -92,8 +92,9 @@ fn the_drop_refuses_to_run_with_other_threads() {
 }
 
 /// A root-owned file nobody may read: only CAP_DAC_OVERRIDE opens it.
-fn unreadable_file(name: &str) -> std::path::PathBuf {
-    let path = support::temp_dir(name).join("mode-000");
+fn unreadable_file(name: &str) -> (support::TempDir, std::path::PathBuf) {
+    let dir = support::temp_dir(name);
+    let path = dir.join("mode-000");
     fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -102,12 +103,13 @@ fn unreadable_file(name: &str) -> std::path::PathBuf {
         .open(&path)
         .unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
-    path
+    (dir, path)
 }
 
 #[test]
 fn the_broker_keeps_exactly_the_computed_capabilities() {
-    let path = unreadable_file("keep-dac");
+    let (_dir, path) = unreadable_file("keep-dac");
+    let mount_target = support::temp_dir("keep-mnt");
     in_child(|| {
         let keep = CapSet::from_names(&["CAP_SYS_TIME", "CAP_DAC_OVERRIDE"]).map_err(|e| e.to_string())?;
         let status = privilege::keep_only(keep).map_err(|e| e.to_string())?;
@@ -122,7 +124,7 @@ fn the_broker_keeps_exactly_the_computed_capabilities() {
             format!("{status:?}")
         })?;
         fs::File::open(&path).map_err(|e| format!("CAP_DAC_OVERRIDE kept, yet: {e}"))?;
-        let target = CString::new(support::temp_dir("keep-mnt").into_os_string().into_encoded_bytes()).unwrap();
+        let target = CString::new(mount_target.as_os_str().as_encoded_bytes()).unwrap();
         let mount = errno_of(support::sys::mount_tmpfs(&target))?;
         ensure(mount == libc::EPERM, || {
             format!("mount without CAP_SYS_ADMIN: errno {mount}")
@@ -138,7 +140,7 @@ fn the_broker_keeps_exactly_the_computed_capabilities() {
 
 #[test]
 fn a_capability_left_out_is_gone_and_cannot_come_back() {
-    let path = unreadable_file("drop-dac");
+    let (_dir, path) = unreadable_file("drop-dac");
     in_child(|| {
         privilege::keep_only(CapSet::from_bits(CAP_SYS_TIME)).map_err(|e| e.to_string())?;
         let open = errno_of(fs::File::open(&path))?;

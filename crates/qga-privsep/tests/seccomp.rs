@@ -164,7 +164,7 @@ fn under_the_filter_forbidden_syscalls_fail_and_allowed_ones_work() {
         ensure(e == libc::EPERM, || format!("execve: errno {e}"))?;
         let e = errno_of(std::process::Command::new("/bin/false").status())?;
         ensure(e == libc::EPERM, || format!("Command::status: errno {e}"))?;
-        let target = CString::new(dir.clone().into_os_string().into_encoded_bytes()).unwrap();
+        let target = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
         let e = errno_of(sys::mount_tmpfs(&target))?;
         ensure(e == libc::EPERM, || format!("mount: errno {e}"))?;
         // Allowed by seccomp, refused by the uid drop.

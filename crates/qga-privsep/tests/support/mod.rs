@@ -59,12 +59,28 @@ pub fn errno_of<T: std::fmt::Debug>(result: std::io::Result<T>) -> Result<i32, S
 }
 
 /// A fresh directory under the temp dir, world-writable so it stays usable
-/// after the child drops to `nobody`.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+/// after a child drops to `nobody`; removed when dropped (in the process
+/// that created it: forked children only borrow it).
+pub struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(name: &str) -> TempDir {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("qga-privsep-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    dir
+    TempDir(dir)
 }
