@@ -5,6 +5,7 @@
 //! forked before any input is read. This crate holds the pieces both need:
 //!
 //! - [`wire`]: the broker's typed message set and its bounded binary codec;
+//! - [`broker`]: the broker's request loop and its freeze gate;
 //! - [`channel`]: a `SOCK_SEQPACKET` socketpair carrying those frames and
 //!   fds (`SCM_RIGHTS`);
 //! - [`privilege`]: the main process's drop to an unprivileged user with no
@@ -17,6 +18,7 @@
 //!
 //! `docs/privsep.md` describes the design and what integration still has to do.
 
+pub mod broker;
 pub mod channel;
 pub mod landlock;
 pub mod lifecycle;
