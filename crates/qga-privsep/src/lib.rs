@@ -17,6 +17,10 @@
 //! - [`needs`]: the capabilities each broker operation needs.
 //!
 //! `docs/privsep.md` describes the design and what integration still has to do.
+//! `unsafe` is denied outside the `sys.rs` modules.
+
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod broker;
 pub mod channel;

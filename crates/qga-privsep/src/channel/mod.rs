@@ -7,6 +7,7 @@
 //! the message announces is refused, and every fd that came with it is closed
 //! before the error returns.
 
+#[allow(unsafe_code)] // the syscalls; every unsafe block has a SAFETY line
 mod sys;
 
 use std::io;

@@ -7,6 +7,7 @@
 //! caller logs and the audit reports. Anything else that goes wrong once
 //! Landlock exists fails closed.
 
+#[allow(unsafe_code)] // the syscalls; every unsafe block has a SAFETY line
 mod sys;
 
 use std::fmt;

@@ -6,6 +6,7 @@
 //! (SIGKILL) and also sees EOF on its end; the main process sees EOF on its
 //! end (and SIGCHLD) and exits, so systemd restarts the pair.
 
+#[allow(unsafe_code)] // the syscalls; every unsafe block has a SAFETY line
 mod sys;
 
 use std::io;

@@ -6,6 +6,7 @@
 //! the process starts any thread (they refuse otherwise).
 
 mod caps;
+#[allow(unsafe_code)] // the syscalls; every unsafe block has a SAFETY line
 mod sys;
 
 use std::ffi::CString;

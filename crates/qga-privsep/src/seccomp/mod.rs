@@ -5,6 +5,7 @@
 
 mod allowlist;
 mod bpf;
+#[allow(unsafe_code)] // the syscalls; every unsafe block has a SAFETY line
 mod sys;
 
 use std::io;
