@@ -22,6 +22,7 @@ fn agent_with_idle_broker(agent_after: fn(qga_privsep::channel::MainEnd, lifecyc
     match sys::fork().unwrap() {
         None => {
             drop(reader);
+            sys::alarm(support::HANG_GUARD_SECONDS);
             let spawned = lifecycle::spawn_broker(|end| {
                 let _held = end;
                 loop {

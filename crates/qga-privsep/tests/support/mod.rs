@@ -7,6 +7,10 @@ pub mod sys;
 use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+/// A child still running after this long is killed (SIGALRM): a hang guard,
+/// not a timing assertion.
+pub const HANG_GUARD_SECONDS: u32 = 300;
+
 /// Runs `body` in a forked child and returns what it returned (a panic in
 /// the child is an `Err` with its message).
 pub fn in_child(body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
@@ -14,6 +18,7 @@ pub fn in_child(body: impl FnOnce() -> Result<(), String>) -> Result<(), String>
     match sys::fork().map_err(|e| e.to_string())? {
         None => {
             drop(reader);
+            sys::alarm(HANG_GUARD_SECONDS);
             let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
                 let text = panic
                     .downcast_ref::<String>()

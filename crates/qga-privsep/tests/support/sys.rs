@@ -122,3 +122,10 @@ pub fn execve(path: &CStr) -> io::Error {
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     io::Error::last_os_error()
 }
+
+/// Arms SIGALRM (default action: terminate) in `seconds`: a hang guard for
+/// forked children, so a broken sandbox fails a test instead of hanging it.
+pub fn alarm(seconds: u32) {
+    // SAFETY: integer argument only.
+    unsafe { libc::alarm(seconds) };
+}
