@@ -203,6 +203,15 @@ fn an_oversized_datagram_is_refused() {
 }
 
 #[test]
+fn an_empty_datagram_is_refused_not_taken_for_a_hang_up() {
+    let (main, broker) = channel::pair().unwrap();
+    main.send_raw(&[], &[]).unwrap();
+    assert!(matches!(broker.recv(), Err(ChannelError::Decode(_))));
+    main.send(&Request::ReopenChannel, &[]).unwrap();
+    assert_eq!(broker.recv().unwrap().message, Request::ReopenChannel);
+}
+
+#[test]
 fn a_departed_peer_is_closed_not_an_error_loop() {
     let (main, broker) = channel::pair().unwrap();
     broker.send(&Reply::Done, &[]).unwrap();

@@ -114,7 +114,11 @@ impl<Out: Message, In: Message> Channel<Out, In> {
         let mut buf = vec![0u8; MAX_FRAME];
         let received = sys::recv(self.fd.as_fd(), &mut buf, MAX_FDS)?;
         // From here on every early return drops `received.fds`: closed.
-        if received.len == 0 && received.fds.is_empty() && !received.data_truncated {
+        if received.len == 0
+            && received.fds.is_empty()
+            && !received.data_truncated
+            && sys::peer_closed(self.fd.as_fd())?
+        {
             return Err(ChannelError::Closed);
         }
         if received.data_truncated {

@@ -154,3 +154,19 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> io::Result<Re
     }
     Ok(received)
 }
+
+/// Whether the peer has closed its end (`POLLHUP`), without waiting: tells
+/// EOF from a zero-length datagram, which `recvmsg` also reports as 0.
+pub fn peer_closed(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut pollfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let rc = unsafe { libc::poll(&raw mut pollfd, 1, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pollfd.revents & libc::POLLHUP != 0)
+}
