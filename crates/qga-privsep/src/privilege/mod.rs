@@ -101,9 +101,9 @@ fn verify<T: std::fmt::Debug + PartialEq>(field: &'static str, found: T, expecte
     })
 }
 
-/// Drops every capability from every set this thread can: the bounding set
-/// (each cap up to the kernel's last), the ambient set, then (after the
-/// caller's credential change) effective, permitted and inheritable.
+/// Drops from this thread's bounding set every capability up to the
+/// kernel's last, except those in `keep`. Needs CAP_SETPCAP, so it runs
+/// before the other sets are touched.
 fn drop_bounding_except(keep: CapSet) -> Result<(), PrivilegeError> {
     for cap in 0..=last_cap()? {
         if !keep.contains(cap) && sys::bounding_has(cap).map_err(step("PR_CAPBSET_READ"))? {
