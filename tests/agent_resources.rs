@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use support::loopfs::LoopFs;
-use support::{Agent, Client, Scratch, settle};
+use support::{Agent, Client, Scratch, s, settle};
 
 /// guest-fsfreeze-thaw thaws every mounted filesystem: tests that freeze
 /// run one at a time.
@@ -18,10 +18,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn s(p: &std::path::Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn freeze_list(c: &mut Client, mnt: &str) -> String {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Agent, Client, Scratch};
+use support::{Agent, Client, Scratch, s};
 
 /// Bounds of each race: this many tries or this long, whichever first.
 const RACE_TRIES: usize = 500;
@@ -24,10 +24,6 @@ const RACE_TIME: Duration = Duration::from_secs(20);
 
 fn binary() -> PathBuf {
     std::env::var_os("QGA_UNDER_TEST").map_or_else(support::qga_binary, PathBuf::from)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// An agent with `policy` (TOML) and, when `hostile`, the grabby file

@@ -134,6 +134,22 @@ fn stop_agent_mid_copy(agent: &Agent, args: &[&str], started: impl Fn() -> bool)
     out
 }
 
+/// The byte count of an interrupted copy-in's message ("...; N bytes were
+/// written to guest:DST"), checked to name `dst`.
+fn bytes_written_to(said: &str, dst: &std::path::Path) -> u64 {
+    let written = said
+        .split("; ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in {said}"));
+    assert!(
+        said.contains(&format!("bytes were written to guest:{}", dst.display())),
+        "{said}"
+    );
+    written
+}
+
 #[test]
 fn agent_that_stops_answering_mid_copy_out_leaves_no_host_file() {
     for agent in both_agents(&[]) {
@@ -172,16 +188,7 @@ fn agent_that_stops_answering_mid_copy_in_says_how_much_was_written() {
         });
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         let said = stderr(&out);
-        let written: u64 = said
-            .split("; ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no byte count in {said}"));
-        assert!(
-            said.contains(&format!("bytes were written to guest:{}", dst.display())),
-            "{said}"
-        );
+        let written = bytes_written_to(&said, &dst);
         assert!(written > 0 && written < 100 << 20, "{said}");
         assert_eq!(written % 65536, 0, "{said}");
     }
@@ -275,16 +282,7 @@ fn cp_into_a_full_filesystem_fails_cleanly() {
             assert!(!dst.exists() && !fs.path().join("dst.part").exists());
         } else {
             // In place: the message says how much of DST is there.
-            let written: u64 = said
-                .split("; ")
-                .nth(1)
-                .and_then(|rest| rest.split(' ').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("no byte count in {said}"));
-            assert!(
-                said.contains(&format!("bytes were written to guest:{}", dst.display())),
-                "{said}"
-            );
+            let written = bytes_written_to(&said, &dst);
             assert!(written < 32 << 20, "{said}");
             std::fs::remove_file(&dst).unwrap();
         }

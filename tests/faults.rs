@@ -17,11 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::loopfs::LoopFs;
-use support::{Agent, Client, Scratch, artifacts, qemu_ga_binary, qga_binary, run, settle};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use support::{Agent, Client, Scratch, artifacts, audit, qemu_ga_binary, qga_binary, run, s, settle};
 
 /// A tmpfs of `size` mounted on a fresh directory; unmounted on drop, even
 /// after a failed assertion (lazily, should an agent still hold it).
@@ -404,15 +400,6 @@ fn v1_wasm() -> Vec<u8> {
     std::fs::read(Path::new(env!("QGA_TEST_FIXTURES")).join("fixture.wasm")).unwrap()
 }
 
-fn audit_events(audit: &Path, event: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(audit)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == event)
-        .collect()
-}
-
 fn install(dir: &Path, name: &str, bytes: &[u8]) {
     let tmp = dir.join(".install.tmp");
     std::fs::write(&tmp, bytes).unwrap();
@@ -490,7 +477,7 @@ fn corrupt_components_in_a_watched_directory_are_rejected_and_the_old_build_serv
         install(&handlers, name, &bytes);
         let rejects = settle(
             Duration::from_secs(30),
-            || audit_events(&audit, "component-reject"),
+            || audit::events(&audit, "component-reject"),
             |r| r.iter().any(|e| e["sha256"] == digest),
         );
         let event = rejects
@@ -574,7 +561,7 @@ fn a_long_run_of_new_builds_leaves_no_code_descriptors_or_artifacts_behind() {
         agent.signal(1);
         let swaps = settle(
             Duration::from_secs(30),
-            || audit_events(&audit, "component-swap").len(),
+            || audit::events(&audit, "component-swap").len(),
             |k| *k >= n,
         );
         assert_eq!(swaps, n, "swap {n} did not happen");

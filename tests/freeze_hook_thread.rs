@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::loopfs::LoopFs;
-use support::{Agent, Scratch, run, settle};
+use support::{Agent, Client, Scratch, run, settle};
 
 const STATUS: &str = r#"{"execute":"guest-fsfreeze-status"}"#;
 const THAW: &str = r#"{"execute":"guest-fsfreeze-thaw"}"#;
@@ -66,15 +66,42 @@ fn release(fifo: &Path) {
     drop(std::fs::OpenOptions::new().write(true).open(fifo).unwrap());
 }
 
-#[test]
-fn a_blocked_freeze_hook_holds_up_no_other_request_and_status_follows_it() {
-    let fs = LoopFs::new("hookblock", 32 << 20);
-    let dir = Scratch::new("hookblock");
-    let (script, log, fifo) = blocking_hook(&dir, 0);
+/// A loop filesystem, an agent whose hook blocks on freeze (then exits
+/// with `status`), a second client, and a freeze of the filesystem waiting
+/// in its hook. Fields drop in order: the client, the agent, then the
+/// filesystem.
+struct BlockedFreeze {
+    other: Client,
+    agent: Agent,
+    log: PathBuf,
+    fifo: PathBuf,
+    _dir: Scratch,
+    _fs: LoopFs,
+}
+
+fn blocked_freeze(tag: &str, status: u8) -> (BlockedFreeze, std::thread::JoinHandle<String>) {
+    let fs = LoopFs::new(tag, 32 << 20);
+    let dir = Scratch::new(tag);
+    let (script, log, fifo) = blocking_hook(&dir, status);
     let hook_arg = format!("-F{}", script.display());
     let agent = Agent::qga(&[&hook_arg]);
-    let mut other = agent.connect();
+    let other = agent.connect();
     let freeze = freeze_until_hook_blocks(&agent, &fs, &log);
+    let setup = BlockedFreeze {
+        other,
+        agent,
+        log,
+        fifo,
+        _dir: dir,
+        _fs: fs,
+    };
+    (setup, freeze)
+}
+
+#[test]
+fn a_blocked_freeze_hook_holds_up_no_other_request_and_status_follows_it() {
+    let (mut setup, freeze) = blocked_freeze("hookblock", 0);
+    let other = &mut setup.other;
 
     // While the hook blocks, the agent answers other clients: ping, the
     // status (a freeze in progress), guest-info, a disabled command.
@@ -92,27 +119,22 @@ fn a_blocked_freeze_hook_holds_up_no_other_request_and_status_follows_it() {
     assert!(!freeze.is_finished(), "the freeze answered before its hook finished");
 
     // The hook finishes: FIFREEZE runs, the freeze answers, the status says frozen.
-    release(&fifo);
+    release(&setup.fifo);
     assert_eq!(freeze.join().unwrap(), r#"{"return": 1}"#);
     assert_eq!(other.call(STATUS), r#"{"return": "frozen"}"#);
     assert_eq!(other.call(THAW), r#"{"return": 1}"#);
     assert_eq!(other.call(STATUS), r#"{"return": "thawed"}"#);
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "freeze\nthaw\n");
+    assert_eq!(std::fs::read_to_string(&setup.log).unwrap(), "freeze\nthaw\n");
 }
 
 #[test]
 fn a_blocked_freeze_hook_that_then_fails_leaves_the_agent_thawed() {
-    let fs = LoopFs::new("hookfail", 32 << 20);
-    let dir = Scratch::new("hookfail");
-    let (script, log, fifo) = blocking_hook(&dir, 3);
-    let hook_arg = format!("-F{}", script.display());
-    let agent = Agent::qga(&[&hook_arg]);
-    let mut other = agent.connect();
-    let freeze = freeze_until_hook_blocks(&agent, &fs, &log);
+    let (mut setup, freeze) = blocked_freeze("hookfail", 3);
+    let other = &mut setup.other;
     assert_eq!(other.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
     assert_eq!(other.call(STATUS), r#"{"return": "frozen"}"#);
 
-    release(&fifo);
+    release(&setup.fifo);
     assert_eq!(
         freeze.join().unwrap(),
         r#"{"error": {"class": "GenericError", "desc": "fsfreeze hook has failed with status 3"}}"#
@@ -124,6 +146,6 @@ fn a_blocked_freeze_hook_that_then_fails_leaves_the_agent_thawed() {
             .call(r#"{"execute":"guest-get-time"}"#)
             .starts_with(r#"{"return": "#)
     );
-    let state_file_dir = agent.scratch.path("state");
+    let state_file_dir = setup.agent.scratch.path("state");
     assert!(!state_file_dir.join("qga.state.isfrozen").exists());
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Agent, Client, Scratch, artifacts, qga_binary};
+use support::{Agent, Client, Scratch, artifacts, audit, qga_binary, s};
 
 const SIGHUP: i32 = 1;
 
@@ -64,10 +64,6 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("timed out waiting for {what}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -545,12 +541,8 @@ fn swap_during_1000_requests_loses_none_and_changes_answer_once() {
         c.call(r#"{"execute":"fixture-echo","arguments":{"arg":{"i":1}}}"#)
             .contains("CommandNotFound")
     );
-    let text = std::fs::read_to_string(&audit).unwrap();
-    assert!(
-        text.lines()
-            .any(|l| l.contains(r#""event":"component-swap""#) && l.contains(r#""family":"fixture""#)),
-        "{text}"
-    );
+    let swaps = audit::events(&audit, "component-swap");
+    assert!(swaps.iter().any(|e| e["family"] == "fixture"), "{swaps:?}");
 }
 
 #[test]
@@ -571,13 +563,7 @@ fn bad_component_is_rejected_and_the_old_one_keeps_serving() {
     ]);
     let mut c = agent.connect();
     assert_eq!(c.call(r#"{"execute":"fixture-version"}"#), r#"{"return": 1}"#);
-    let rejects = || {
-        std::fs::read_to_string(&audit)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(r#""event":"component-reject""#))
-            .count()
-    };
+    let rejects = || audit::events(&audit, "component-reject").len();
     // Not an artifact at all.
     artifacts::install_bytes(&handlers, "fixture", b"\0asm garbage");
     agent.signal(SIGHUP);
@@ -693,11 +679,7 @@ fn pinned_digest_mismatch_refuses_to_start() {
             && stderr.contains(&format!("but the policy pins {}", "ab".repeat(32))),
         "{stderr}"
     );
-    assert!(
-        std::fs::read_to_string(&audit)
-            .unwrap()
-            .contains(r#""event":"component-reject""#)
-    );
+    assert!(!audit::events(&audit, "component-reject").is_empty());
 }
 
 #[test]

@@ -17,11 +17,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::signing::{
-    Setup, assert_refused_at_start, audit_events, detached, install, install_artifact, refused_prefix, s, setup,
-    sha256, signed, start, tool, untrusted_native_code, wait_event, wait_event_where, write_policy,
-    write_policy_pinned,
+    Setup, assert_refused_at_start, detached, install, install_artifact, refused_prefix, setup, sha256, signed, start,
+    tool, untrusted_native_code, wait_event, wait_event_where, write_policy, write_policy_pinned,
 };
-use support::{artifacts, qga_binary, settle};
+use support::{artifacts, audit, qga_binary, s, settle};
 
 fn v1() -> Vec<u8> {
     std::fs::read(Path::new(env!("QGA_TEST_FIXTURES")).join("fixture.wasm")).unwrap()
@@ -58,14 +57,14 @@ fn an_artifact_signed_by_a_trusted_key_loads_and_the_audit_names_its_signer() {
         agent.connect().call(r#"{"execute":"fixture-version"}"#),
         r#"{"return": 1}"#
     );
-    let loads = audit_events(&setup.audit, "component-load");
+    let loads = audit::events(&setup.audit, "component-load");
     assert!(
         loads
             .iter()
             .any(|e| e["family"] == "fixture" && e["sha256"] == sha256(&artifact)),
         "{loads:?}"
     );
-    assert!(audit_events(&setup.audit, "component-unverified").is_empty());
+    assert!(audit::events(&setup.audit, "component-unverified").is_empty());
     let out = Command::new(qga_binary())
         .args(["policy", "audit", "--json", "--policy", s(&setup.policy), "--handlers"])
         .arg(&setup.handlers)
@@ -330,7 +329,7 @@ fn without_require_signature_native_code_still_needs_a_pin_or_a_trusted_signatur
         setup.handlers.join("fixture.cwasm").display(),
         setup.other.2
     );
-    let events = audit_events(&setup.audit, "component-unverified");
+    let events = audit::events(&setup.audit, "component-unverified");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["reason"], warning.as_str());
     assert_eq!(events[0]["key"], setup.other.2);
@@ -347,7 +346,7 @@ fn without_require_signature_native_code_still_needs_a_pin_or_a_trusted_signatur
         |r| r == r#"{"return": 2}"#,
     );
     assert_eq!(answer, r#"{"return": 2}"#);
-    assert_eq!(audit_events(&setup.audit, "component-unverified").len(), 1);
+    assert_eq!(audit::events(&setup.audit, "component-unverified").len(), 1);
     // Unpinned and unsigned on a hot swap: refused, v2 serves on.
     write_policy(&setup.policy, false, &[&setup.ops.1]);
     install_artifact(&setup.handlers, &artifact, None);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Agent, Row, mb_per_s, percentile};
+use super::{Agent, Row, mb_per_s, noise, percentile};
 
 const SIZE: usize = 64 << 20;
 
@@ -34,15 +34,7 @@ pub fn client_cp(agents: &[Agent; 2], client: &Path, rounds: usize, rows: &mut V
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("src");
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let data: Vec<u8> = (0..SIZE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = noise(SIZE, 0x2545_f491_4f6c_dd1d);
     std::fs::write(&src, &data).unwrap();
     let mut copy_in: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     let mut copy_out: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];

@@ -3,7 +3,7 @@
 //! interleaved starts), CPU used in the first 5 s with no requests, RSS
 //! idle after those 5 s, and RSS after one call to each handler family.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Agent, Row, micros, percentile};
 
@@ -22,13 +22,6 @@ const ONE_CALL_PER_FAMILY: &[&str] = &[
     r#"{"execute": "guest-ssh-get-authorized-keys", "arguments": {"username": "qga-bench-no-such-user"}}"#,
 ];
 
-/// Empty the agent's state directory (as `/run/qga` is at boot).
-fn empty_state(agent: &Agent) {
-    let state = agent.dir.join("state");
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
-}
-
 /// CPU time (user + system) the running agent has used, in seconds.
 fn cpu_seconds(agent: &Agent) -> f64 {
     let pid = agent.child.as_ref().unwrap().id();
@@ -45,14 +38,11 @@ pub fn coldstart(agents: &mut [Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     let mut osinfo: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..starts {
         for (i, agent) in agents.iter_mut().enumerate() {
-            empty_state(agent);
+            agent.empty_state();
             ping[i].push(agent.start());
             agent.stop();
-            empty_state(agent);
-            let t = Instant::now();
-            agent.start();
-            agent.connect().call(b"{\"execute\": \"guest-get-osinfo\"}\n");
-            osinfo[i].push(t.elapsed());
+            agent.empty_state();
+            osinfo[i].push(agent.start_to_first_osinfo());
             agent.stop();
         }
     }
@@ -71,7 +61,7 @@ pub fn coldstart(agents: &mut [Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
     // Both start at once, then 5 s with no requests.
     for agent in agents.iter_mut() {
-        empty_state(agent);
+        agent.empty_state();
         agent.start();
     }
     std::thread::sleep(Duration::from_secs(5));

@@ -70,6 +70,22 @@ impl Agent {
         }
     }
 
+    /// (Re)start the agent; returns the time until its first
+    /// guest-get-osinfo reply (a component call, where qga loads a family).
+    fn start_to_first_osinfo(&mut self) -> Duration {
+        let t = Instant::now();
+        self.start();
+        self.connect().call(b"{\"execute\": \"guest-get-osinfo\"}\n");
+        t.elapsed()
+    }
+
+    /// Empty the agent's state directory (as `/run/qga` is at boot).
+    fn empty_state(&self) {
+        let state = self.dir.join("state");
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).unwrap();
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -179,6 +195,20 @@ fn member_int(reply: &[u8], name: &str) -> i64 {
     digits.parse().unwrap()
 }
 
+/// `len` bytes of deterministic noise (xorshift from `seed`), so that
+/// base64 and checksums see no trivial repetition.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn mb_per_s(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
 }
@@ -190,16 +220,7 @@ fn file_and_exec(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     const CHUNK: usize = 4 << 20;
     const WRITE_TOTAL: usize = 64 << 20;
     const READ_TOTAL: usize = 48 << 20;
-    // Deterministic noise (xorshift), so base64 is not trivially repetitive.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let chunk: Vec<u8> = (0..CHUNK)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let chunk = noise(CHUNK, 0x9e37_79b9_7f4a_7c15);
     let b64 = base64::engine::general_purpose::STANDARD.encode(&chunk);
     let mut conns: Vec<Conn> = agents.iter().map(Agent::connect).collect();
     let mut write = [Duration::ZERO; 2];
@@ -298,10 +319,7 @@ fn file_and_exec(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
 fn restart_to_first_osinfo(agents: &mut [Agent; 2]) -> [f64; 2] {
     let mut ms = [0f64; 2];
     for (i, agent) in agents.iter_mut().enumerate() {
-        let t = Instant::now();
-        agent.start();
-        agent.connect().call(b"{\"execute\": \"guest-get-osinfo\"}\n");
-        ms[i] = micros(t.elapsed()) / 1000.0;
+        ms[i] = micros(agent.start_to_first_osinfo()) / 1000.0;
     }
     ms
 }
@@ -310,9 +328,8 @@ fn restart_to_first_osinfo(agents: &mut [Agent; 2]) -> [f64; 2] {
 fn startup(agents: &mut [Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     // Cold start: an empty state directory (qga compiles every family in
     // the background and caches it); time to the first component reply.
-    for agent in agents.iter_mut() {
-        let _ = std::fs::remove_dir_all(agent.dir.join("state"));
-        std::fs::create_dir_all(agent.dir.join("state")).unwrap();
+    for agent in agents.iter() {
+        agent.empty_state();
     }
     let [qga, qemu_ga] = restart_to_first_osinfo(agents);
     rows.push(Row {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::audit::{AuditLog, RequestEvent};
 use crate::policy::{Decision, Policy};
 use crate::protocol::{self, ErrorClass, Parsed, QmpError, Request};
+use crate::qemu_ga_facts::{self, DISABLED_ON_LINUX, FREEZE_ALLOWLIST, NativeCommand as Native};
 use crate::qobject::{Dict, Value};
 use crate::trimmer::Trimmer;
 
@@ -37,7 +38,7 @@ pub trait Backend: Send + Sync {
         None
     }
     /// Whether filesystems are frozen (guest-fsfreeze-*): then only
-    /// [`FREEZE_ALLOWLIST`] runs.
+    /// [`qemu_ga_facts::FREEZE_ALLOWLIST`] runs.
     fn freeze_gate(&self) -> FreezeGate {
         FreezeGate::Thawed
     }
@@ -55,25 +56,6 @@ pub enum FreezeGate {
     /// commands say only "has been disabled" (qemu-ga applies its block
     /// list after the frozen state at start-up).
     FrozenAtStart,
-}
-
-/// qemu-ga's `ga_freeze_allowlist`: what still runs while frozen.
-pub const FREEZE_ALLOWLIST: &[&str] = &[
-    "guest-ping",
-    "guest-info",
-    "guest-sync",
-    "guest-sync-delimited",
-    "guest-fsfreeze-status",
-    "guest-fsfreeze-thaw",
-];
-
-/// Commands the host answers itself, without any component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Native {
-    Sync,
-    SyncDelimited,
-    Ping,
-    Info,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,56 +78,6 @@ struct Entry {
     decision: Decision,
     success_response: bool,
 }
-
-/// The order in which qemu-ga lists its commands in `guest-info` (10.0's
-/// two additions first, then 7.2's list); commands it does not know come
-/// after these, by name.
-const QEMU_GA_ORDER: &[&str] = &[
-    "guest-network-get-route",
-    "guest-get-load",
-    "guest-get-cpustats",
-    "guest-get-diskstats",
-    "guest-ssh-remove-authorized-keys",
-    "guest-ssh-add-authorized-keys",
-    "guest-ssh-get-authorized-keys",
-    "guest-get-devices",
-    "guest-get-osinfo",
-    "guest-get-timezone",
-    "guest-get-users",
-    "guest-get-host-name",
-    "guest-exec",
-    "guest-exec-status",
-    "guest-get-memory-block-info",
-    "guest-set-memory-blocks",
-    "guest-get-memory-blocks",
-    "guest-set-user-password",
-    "guest-get-fsinfo",
-    "guest-get-disks",
-    "guest-set-vcpus",
-    "guest-get-vcpus",
-    "guest-network-get-interfaces",
-    "guest-suspend-hybrid",
-    "guest-suspend-ram",
-    "guest-suspend-disk",
-    "guest-fstrim",
-    "guest-fsfreeze-thaw",
-    "guest-fsfreeze-freeze-list",
-    "guest-fsfreeze-freeze",
-    "guest-fsfreeze-status",
-    "guest-file-flush",
-    "guest-file-seek",
-    "guest-file-write",
-    "guest-file-read",
-    "guest-file-close",
-    "guest-file-open",
-    "guest-shutdown",
-    "guest-info",
-    "guest-set-time",
-    "guest-get-time",
-    "guest-ping",
-    "guest-sync",
-    "guest-sync-delimited",
-];
 
 /// Which commands the operator turned off, in qemu-ga's terms.
 #[derive(Debug, Clone, Default)]
@@ -374,13 +306,8 @@ fn outcome_class(err: &QmpError) -> &'static str {
 impl Table {
     fn build(backend: Option<&dyn Backend>, filter: &RpcFilter, policy: &Policy) -> Table {
         let mut entries: Vec<Entry> = Vec::new();
-        let native = [
-            ("guest-sync-delimited", Native::SyncDelimited),
-            ("guest-sync", Native::Sync),
-            ("guest-ping", Native::Ping),
-            ("guest-info", Native::Info),
-        ];
-        for (name, command) in native {
+        for command in Native::ALL {
+            let name = command.name();
             entries.push(Entry {
                 name: name.into(),
                 route: Route::Native(command),
@@ -405,26 +332,23 @@ impl Table {
                 });
             }
         }
-        if !entries.iter().any(|e| e.name == "guest-get-devices") {
-            entries.push(Entry {
-                name: "guest-get-devices".into(),
-                route: Route::Unsupported,
-                enabled: false,
-                disabled_by: None,
-                decision: policy.decide("guest-get-devices"),
-                success_response: true,
-            });
+        for name in DISABLED_ON_LINUX {
+            if !entries.iter().any(|e| e.name == *name) {
+                entries.push(Entry {
+                    name: (*name).into(),
+                    route: Route::Unsupported,
+                    enabled: false,
+                    disabled_by: None,
+                    decision: policy.decide(name),
+                    success_response: true,
+                });
+            }
         }
         for entry in &mut entries {
             entry.disabled_by = filter.disabled_by(&entry.name);
             entry.enabled &= filter.permits(&entry.name);
         }
-        let rank = |name: &str| {
-            QEMU_GA_ORDER
-                .iter()
-                .position(|n| *n == name)
-                .unwrap_or(QEMU_GA_ORDER.len())
-        };
+        let rank = qemu_ga_facts::guest_info_rank;
         entries.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then_with(|| a.name.cmp(&b.name)));
         Table { entries }
     }

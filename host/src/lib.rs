@@ -14,6 +14,7 @@ pub mod policy;
 pub mod policy_report;
 pub mod prompt;
 pub mod protocol;
+pub mod qemu_ga_facts;
 pub mod qobject;
 pub mod runtime;
 pub mod transport;

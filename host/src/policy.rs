@@ -34,11 +34,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::capabilities::{Capability, Grant};
+use crate::qemu_ga_facts::NATIVE_COMMANDS;
 use crate::trust::HandlersTrust;
-
-/// The commands the host answers itself; the hardened preset keeps them so
-/// the protocol still works.
-pub const PROTOCOL_COMMANDS: [&str; 4] = ["guest-sync", "guest-sync-delimited", "guest-ping", "guest-info"];
 
 /// Largest memory cap a policy may set (the pooling allocator's ceiling).
 pub const MAX_MEMORY: u64 = 1 << 30;
@@ -523,7 +520,7 @@ impl Policy {
                 allowed: true,
                 rule: preset,
             },
-            Preset::Hardened if PROTOCOL_COMMANDS.contains(&command) => Decision {
+            Preset::Hardened if NATIVE_COMMANDS.contains(&command) => Decision {
                 allowed: true,
                 rule: format!("{preset}, protocol command"),
             },

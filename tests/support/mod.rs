@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod artifacts;
+pub mod audit;
 pub mod fixture;
 pub mod loopfs;
 pub mod signing;
@@ -21,6 +22,11 @@ pub const QEMU_GA: &str = "/usr/sbin/qemu-ga";
 /// against a hung agent, not a budget, so generous enough for a 48 MiB
 /// reply on a loaded 2-core machine.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A path as the `&str` an argument list takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
 
 /// Replace the number after each `"KEY": ` with 0 (counters that move
 /// between two agents' replies).

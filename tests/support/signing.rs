@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Agent, Scratch, artifacts, qga_binary, settle};
-
-pub fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use super::{Agent, Scratch, artifacts, audit, qga_binary, s, settle};
 
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -101,15 +97,6 @@ pub fn write_policy_pinned(path: &Path, require: bool, keys: &[&Path], pin: Opti
     .unwrap();
 }
 
-pub fn audit_events(audit: &Path, event: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(audit)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == event)
-        .collect()
-}
-
 /// The setting every test starts from: keys `ops` (trusted) and `other`,
 /// a handlers directory (0755, root's) and a policy file.
 pub struct Setup {
@@ -193,7 +180,7 @@ pub fn assert_refused_at_start(setup: &Setup, expected: &str) {
     let _ = std::fs::remove_file(&setup.audit);
     let err = start_fails(setup);
     assert!(err.trim_end().ends_with(&format!("qga: {expected}")), "{err}");
-    let events = audit_events(&setup.audit, "component-reject");
+    let events = audit::events(&setup.audit, "component-reject");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["reason"], expected, "{events:?}");
 }
@@ -225,7 +212,7 @@ pub fn wait_event_where(audit: &Path, event: &str, fields: &[(&str, &str)]) -> s
     let matches = |e: &serde_json::Value| fields.iter().all(|(k, v)| e[*k] == *v);
     let events = settle(
         Duration::from_secs(30),
-        || audit_events(audit, event),
+        || audit::events(audit, event),
         |e| e.iter().any(matches),
     );
     events

@@ -20,10 +20,20 @@
 //!
 //! Everything else fails with "not in this build". Never embedded.
 
-wit_bindgen::generate!({
-    world: "fixture-hostile",
-    path: "../../wit",
-});
+// The bindings wit-bindgen generates are `unsafe` glue (exports, the
+// canonical ABI); the code written here is safe Rust.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        world: "fixture-hostile",
+        path: "../../wit",
+    });
+
+    use super::Hostile;
+    export!(Hostile with_types_in self);
+}
+
+use bindings::{exports, qga};
 
 use exports::qga::agent::exec::{ExecStarted, ExecStatus, Guest as ExecGuest, GuestExecCaptureOutput};
 use exports::qga::agent::file::{FileRead, FileSeek, FileWrite, Guest as FileGuest, GuestFileWhence};
@@ -167,5 +177,3 @@ impl SystemInfoGuest for Hostile {
         )))
     }
 }
-
-export!(Hostile);

@@ -1,10 +1,20 @@
 //! TEST FIXTURE: a hostile handler that opens a TCP socket through WASI
 //! sockets (std::net on wasm32-wasip2). Never embedded.
 
-wit_bindgen::generate!({
-    world: "fixture-socket-family",
-    path: "../../wit",
-});
+// The bindings wit-bindgen generates are `unsafe` glue (exports, the
+// canonical ABI); the code written here is safe Rust.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        world: "fixture-socket-family",
+        path: "../../wit",
+    });
+
+    use super::FixtureSocket;
+    export!(FixtureSocket with_types_in self);
+}
+
+use bindings::{exports, qga};
 
 use exports::qga::agent::fixture_socket::Guest;
 use qga::agent::types::QgaError;
@@ -21,5 +31,3 @@ impl Guest for FixtureSocket {
             })
     }
 }
-
-export!(FixtureSocket);

@@ -8,7 +8,10 @@
 
 pub mod logic;
 
+// The bindings wit-bindgen generates are `unsafe` glue (exports, the
+// canonical ABI); the code written here is safe Rust.
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
 mod component {
     wit_bindgen::generate!({
         world: "system-info-family",

@@ -1,6 +1,7 @@
 //! Converter tests on hand-built shapes. Expected texts are qemu-ga 7.2's
 //! answers to the same arguments (observed with /usr/sbin/qemu-ga).
 
+use base64::Engine as _;
 use proptest::prelude::*;
 
 use super::*;

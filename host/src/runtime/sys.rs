@@ -1,6 +1,8 @@
 //! The runtime's `unsafe`: loading compiled code, and the allocator
 //! settings that decide when memory freed by calls goes back to the kernel.
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 use wasmtime::Engine;
 use wasmtime::component::Component;
 

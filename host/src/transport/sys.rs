@@ -1,5 +1,7 @@
 //! The few syscalls of the transports that hand back raw descriptors.
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{SockFlag, accept4};

@@ -1,5 +1,7 @@
 //! Syscalls of the clock capability.
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 // SAFETY: tzset(3) is declared by POSIX with exactly this signature; the

@@ -1,5 +1,7 @@
 //! settimeofday(2).
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 /// Set CLOCK_REALTIME; the error is the errno.
 pub fn settimeofday(seconds: i64, microseconds: i64) -> Result<(), i32> {
     let tv = libc::timeval {

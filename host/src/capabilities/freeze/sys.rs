@@ -1,6 +1,8 @@
 //! Syscalls of the freeze capability: FIFREEZE/FITHAW on a mount point,
 //! the mount table, and the fsfreeze hook's child process.
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;

@@ -1,5 +1,7 @@
 //! Process spawning of the helper capability.
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

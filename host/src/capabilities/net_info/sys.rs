@@ -1,6 +1,8 @@
 //! Syscalls of the net-info capability: getifaddrs(3) (through nix) and the
 //! SIOCGIFHWADDR ioctl.
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

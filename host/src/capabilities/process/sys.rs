@@ -1,6 +1,8 @@
 //! Process syscalls of the process capability (std and nix; `unsafe` only
 //! to mark inherited descriptors close-on-exec).
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! FITRIM on a mount point.
 
+#![allow(unsafe_code)] // the syscalls this module wraps
+
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
