@@ -1,6 +1,8 @@
 //! The raw syscalls the tests need: forking a child to run privilege
 //! changes in, and the forbidden operations the sandbox must refuse.
 
+#![allow(unsafe_code)]
+
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
