@@ -62,7 +62,7 @@ fn dump(command: &str, mut grant: Grant, prompt: bool) -> String {
 fn table(env: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::new();
     for command in COMMANDS {
-        let grant = Grant::builtin(command, env);
+        let grant = qga::policy::manifests::builtin(command, env);
         let prompt = grant.is_prompt();
         out.push_str(&dump(command, grant, prompt));
     }
@@ -76,8 +76,8 @@ fn manifests_give_every_command_its_grant_of_before() {
     let env = |k: &str| (k == "QGA_OS_RELEASE").then(|| "/tmp/os-release".to_owned());
     text.push_str(&dump(
         "guest-get-osinfo",
-        Grant::builtin("guest-get-osinfo", &env),
-        Grant::builtin("guest-get-osinfo", &env).is_prompt(),
+        qga::policy::manifests::builtin("guest-get-osinfo", &env),
+        qga::policy::manifests::builtin("guest-get-osinfo", &env).is_prompt(),
     ));
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/builtin-grants.txt");
     if std::env::var_os("QGA_UPDATE_GOLDEN").is_some() {
@@ -89,7 +89,7 @@ fn manifests_give_every_command_its_grant_of_before() {
 
 #[test]
 fn the_udev_preopen_follows_the_machine() {
-    let g = Grant::builtin("guest-get-disks", &|_| None);
+    let g = qga::policy::manifests::builtin("guest-get-disks", &|_| None);
     let has = g.preopens.iter().any(|p| p.host == Path::new("/run/udev/data"));
     assert_eq!(has, Path::new("/run/udev/data").is_dir());
 }

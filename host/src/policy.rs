@@ -24,8 +24,11 @@
 //! The allow/deny decision itself is made once, in `dispatch`, from
 //! [`Policy::decide`].
 
+mod give;
+pub mod manifests;
 mod parse;
 mod patterns;
+pub mod placeholders;
 mod settings;
 mod units;
 
@@ -106,6 +109,7 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// A setting as written, parsed and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     pub key: &'static str,
@@ -117,6 +121,14 @@ pub struct Applied {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandRule {
     pub allow: Option<(bool, Origin)>,
+    pub settings: Vec<Applied>,
+    pub origin: Origin,
+}
+
+/// One `[grant."…"]` table: the grant the operator gives a command that no
+/// embedded manifest names (a custom family's command).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantRule {
     pub settings: Vec<Applied>,
     pub origin: Origin,
 }
@@ -138,6 +150,8 @@ pub struct Policy {
     /// `[defaults]` settings, applied to every command before its own.
     pub defaults: Vec<Applied>,
     pub commands: BTreeMap<String, CommandRule>,
+    /// `[grant."…"]`: grants given to commands no embedded manifest names.
+    pub grants: BTreeMap<String, GrantRule>,
     pub components: BTreeMap<String, ComponentRule>,
     /// `[handlers]`: which keys sign `--handlers` components, and whether
     /// a signature is required.
@@ -153,6 +167,7 @@ impl Default for Policy {
             ungranted: Ungranted::Stub,
             defaults: Vec::new(),
             commands: BTreeMap::new(),
+            grants: BTreeMap::new(),
             components: BTreeMap::new(),
             handlers: HandlersTrust::default(),
         }
@@ -181,7 +196,12 @@ impl Policy {
 
     /// Parse policy text; `name` is used in error messages and rule names.
     pub fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
-        parse::Parser { name, text }.policy()
+        parse::Parser {
+            name,
+            text,
+            manifest: false,
+        }
+        .policy()
     }
 
     /// Is `command` allowed, and by which rule.
@@ -224,6 +244,30 @@ impl Policy {
                 .map_err(|e| format!("{} ({}): {e}", applied.key, applied.origin))?;
         }
         Ok(grant)
+    }
+
+    /// The grant a command starts from, before any narrowing: the one the
+    /// embedded manifest of `family` (the family that runs it; None: the
+    /// family whose manifest names it) gives it; for a command no embedded
+    /// manifest names, the policy's `[grant."…"]` table; otherwise
+    /// nothing ([`manifests::ungranted`]). A command some manifest names
+    /// but another family exports gets nothing.
+    pub fn base_grant(
+        &self,
+        family: Option<&str>,
+        command: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Grant, String> {
+        match manifests::covering(command) {
+            Some(owner) if family.is_none_or(|f| f == owner) => {
+                manifests::family_grant(owner, command, env).unwrap_or_else(|| Ok(manifests::ungranted()))
+            }
+            Some(_) => Ok(manifests::ungranted()),
+            None => match self.grants.get(command) {
+                Some(rule) => manifests::give(&rule.settings, &|_| None),
+                None => Ok(manifests::ungranted()),
+            },
+        }
     }
 
     /// The pinned digest of a family, if any.

@@ -61,7 +61,9 @@ pub fn command_report(
             Ok(grant) => {
                 granted = grant.capabilities.iter().map(|c| c.interface().to_owned()).collect();
                 for setting in SETTINGS.iter().filter(|s| s.key != "capabilities") {
-                    constraints.insert(setting.key.into(), (setting.show)(&grant));
+                    if let Some(show) = setting.show {
+                        constraints.insert(setting.key.into(), show(&grant));
+                    }
                 }
             }
             Err(e) => {

@@ -49,7 +49,7 @@ fn each_builtin_grant_denies_what_its_command_does_not_need() {
         "guest-get-osinfo",
         "guest-get-users",
     ] {
-        let builtin = Grant::builtin(command, &no_env);
+        let builtin = qga::policy::manifests::builtin(command, &no_env);
         // The fixture's handlers run under exactly this command's grant.
         let rt = runtime(&format!("builtin-{command}"), "", |c| {
             c.grants.insert("fixture-read".into(), builtin.clone());

@@ -1,21 +1,35 @@
 //! The policy's TOML parser: tables, settings and their values, with the
 //! file and line of every error.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::patterns::check_glob;
+use super::placeholders;
 use super::settings::{Kind, SETTINGS, SettingValue, setting};
 use super::units::{parse_duration, parse_size};
-use super::{Applied, CommandRule, ComponentRule, Origin, Policy, PolicyError, Preset, Ungranted};
+use super::{Applied, CommandRule, ComponentRule, GrantRule, Origin, Policy, PolicyError, Preset, Ungranted};
 use crate::capabilities::Grant;
 use crate::trust::HandlersTrust;
 
 pub(super) struct Parser<'a> {
     pub(super) name: &'a str,
     pub(super) text: &'a str,
+    /// A grant manifest: `${NAME}` placeholders allowed, only
+    /// `[command."…"]` tables, each giving a grant.
+    pub(super) manifest: bool,
+}
+
+/// What a table's settings do to a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// `[defaults]`, `[command."…"]`: narrow the command's grant.
+    Narrow,
+    /// A manifest's `[command."…"]`, a policy's `[grant."…"]`: give it.
+    Give,
 }
 
 type Entry<'i> = (Spanned<std::borrow::Cow<'i, str>>, Spanned<DeValue<'i>>);
@@ -58,6 +72,12 @@ impl<'a> Parser<'a> {
                         policy.commands.insert(name.get_ref().to_string(), rule);
                     }
                 }
+                "grant" => {
+                    for (name, value) in table {
+                        let rule = self.grant(name.get_ref(), self.table(value, name.get_ref())?, name.span().start)?;
+                        policy.grants.insert(name.get_ref().to_string(), rule);
+                    }
+                }
                 "handlers" => policy.handlers = self.handlers(table)?,
                 "component" => {
                     for (name, value) in table {
@@ -68,7 +88,7 @@ impl<'a> Parser<'a> {
                 other => {
                     return Err(self.err(
                         key.span().start,
-                        format!("unknown table '{other}' (expected defaults, command, component or handlers)"),
+                        format!("unknown table '{other}' (expected defaults, command, grant, component or handlers)"),
                     ));
                 }
             }
@@ -160,7 +180,7 @@ impl<'a> Parser<'a> {
                 _ => rest.push((key.clone(), value.clone())),
             }
         }
-        policy.defaults = self.settings(&rest, "")?;
+        policy.defaults = self.settings(&rest, "", Direction::Narrow)?;
         Ok(())
     }
 
@@ -184,19 +204,19 @@ impl<'a> Parser<'a> {
                 rest.push((key.clone(), value.clone()));
             }
         }
-        rule.settings = self.settings(&rest, "")?;
+        rule.settings = self.settings(&rest, "", Direction::Narrow)?;
         Ok(rule)
     }
 
     /// Flatten dotted keys (`read-file.paths = …` is a nested table) and
     /// parse each against [`SETTINGS`].
-    fn settings(&self, entries: &[Entry<'_>], prefix: &str) -> Result<Vec<Applied>, PolicyError> {
+    fn settings(&self, entries: &[Entry<'_>], prefix: &str, direction: Direction) -> Result<Vec<Applied>, PolicyError> {
         let mut out = Vec::new();
         for (key, value) in entries {
             let full = format!("{prefix}{}", key.get_ref());
             if let DeValue::Table(inner) = value.get_ref() {
                 let nested: Vec<Entry<'_>> = inner.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                out.extend(self.settings(&nested, &format!("{full}."))?);
+                out.extend(self.settings(&nested, &format!("{full}."), direction)?);
                 continue;
             }
             let Some(setting) = setting(&full) else {
@@ -214,8 +234,13 @@ impl<'a> Parser<'a> {
             // Check it against a grant now, so a bad value fails the load
             // rather than the command.
             let mut probe = Grant::none();
-            (setting.apply)(&mut probe, &parsed)
-                .map_err(|reason| self.err(value.span().start, format!("'{full}': {reason}")))?;
+            let checked = match direction {
+                Direction::Narrow => (setting.apply)(&mut probe, &parsed),
+                Direction::Give => placeholders::resolve(&parsed, &|_| None)
+                    .map_err(|e| e.to_string())
+                    .and_then(|value| (setting.grant)(&mut probe, &value)),
+            };
+            checked.map_err(|reason| self.err(value.span().start, format!("'{full}': {reason}")))?;
             out.push(Applied {
                 key: setting.key,
                 value: parsed,
@@ -233,14 +258,29 @@ impl<'a> Parser<'a> {
                     let DeValue::String(s) = item.get_ref() else {
                         return Err("expected an array of strings".into());
                     };
-                    if kind == Kind::Globs {
-                        check_glob(s)?;
-                    }
-                    out.push(s.to_string());
+                    out.push(self.string_item(kind, s)?);
                 }
                 Ok(SettingValue::Strings(out))
             }
             (Kind::Strings | Kind::Globs, _) => Err("expected an array of strings".into()),
+            (Kind::Argvs, DeValue::Array(argvs)) => {
+                let mut out = Vec::new();
+                for argv in argvs {
+                    let DeValue::Array(words) = argv.get_ref() else {
+                        return Err("expected an array of argument vectors (arrays of strings)".into());
+                    };
+                    let mut words_out = Vec::new();
+                    for word in words {
+                        let DeValue::String(w) = word.get_ref() else {
+                            return Err("expected an array of argument vectors (arrays of strings)".into());
+                        };
+                        words_out.push(self.string_item(Kind::Strings, w)?);
+                    }
+                    out.push(words_out);
+                }
+                Ok(SettingValue::Argvs(out))
+            }
+            (Kind::Argvs, _) => Err("expected an array of argument vectors (arrays of strings)".into()),
             (Kind::Size, DeValue::Integer(i)) => i
                 .as_str()
                 .parse::<u64>()
@@ -255,6 +295,87 @@ impl<'a> Parser<'a> {
             (Kind::Bool, DeValue::Boolean(b)) => Ok(SettingValue::Bool(*b)),
             (Kind::Bool, _) => Err("expected true or false".into()),
         }
+    }
+
+    /// One string of a list: placeholders only in a manifest; a glob is
+    /// checked as written, or with its placeholders at their defaults.
+    fn string_item(&self, kind: Kind, s: &str) -> Result<String, String> {
+        if s.contains("${") {
+            if !self.manifest {
+                return Err(format!("'{s}': placeholders are for grant manifests only"));
+            }
+            placeholders::check(s).map_err(|e| e.to_string())?;
+            if kind == Kind::Globs
+                && let Some(example) = placeholders::substitute(s, &|_| None).map_err(|e| e.to_string())?
+            {
+                check_glob(&example)?;
+            }
+        } else if kind == Kind::Globs {
+            check_glob(s)?;
+        }
+        Ok(s.to_owned())
+    }
+
+    /// A `[grant."…"]` table of a policy: the operator gives a command
+    /// that no embedded manifest names its grant.
+    fn grant(&self, name: &str, table: &DeTable<'_>, offset: usize) -> Result<GrantRule, PolicyError> {
+        if name.is_empty() {
+            return Err(self.err(offset, "empty command name"));
+        }
+        if let Some(family) = super::manifests::covering(name) {
+            return Err(self.err(
+                offset,
+                format!(
+                    "{name} is granted by the {family} family's manifest, which ships with the agent; narrow it in [command.\"{name}\"] instead"
+                ),
+            ));
+        }
+        Ok(GrantRule {
+            settings: self.given(table)?,
+            origin: self.origin(offset),
+        })
+    }
+
+    /// The settings of a table that gives a grant (`allow` belongs in the
+    /// policy's `[command."…"]`).
+    fn given(&self, table: &DeTable<'_>) -> Result<Vec<Applied>, PolicyError> {
+        let mut entries: Vec<Entry<'_>> = Vec::new();
+        for (key, value) in table {
+            if key.get_ref() == "allow" {
+                return Err(self.err(
+                    key.span().start,
+                    "a grant says what a command may do; 'allow' belongs in [command.\"…\"]",
+                ));
+            }
+            entries.push((key.clone(), value.clone()));
+        }
+        self.settings(&entries, "", Direction::Give)
+    }
+
+    /// A grant manifest: `[command."…"]` tables only, each giving its
+    /// command's grant.
+    pub(super) fn manifest(&self) -> Result<BTreeMap<String, Vec<Applied>>, PolicyError> {
+        let root = DeTable::parse(self.text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            self.err(offset, e.message().trim().to_owned())
+        })?;
+        let mut out = BTreeMap::new();
+        for (key, value) in root.get_ref() {
+            if key.get_ref() != "command" {
+                return Err(self.err(
+                    key.span().start,
+                    format!(
+                        "unknown table '{}' in a grant manifest (expected command)",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            for (name, value) in self.table(value, key.get_ref())? {
+                let settings = self.given(self.table(value, name.get_ref())?)?;
+                out.insert(name.get_ref().to_string(), settings);
+            }
+        }
+        Ok(out)
     }
 
     fn component(&self, table: &DeTable<'_>) -> Result<ComponentRule, PolicyError> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use super::MAX_MEMORY;
+use super::give;
 use super::patterns::{glob_match, narrow_globs};
 use super::units::{human_duration, human_size};
 use crate::capabilities::{Capability, Grant};
@@ -19,6 +20,8 @@ pub enum SettingValue {
     Bytes(u64),
     Duration(Duration),
     Bool(bool),
+    /// Argument vectors, program first.
+    Argvs(Vec<Vec<String>>),
 }
 
 /// How a setting's TOML value is read.
@@ -33,6 +36,8 @@ pub enum Kind {
     /// A duration string: "250ms", "5s", "2m".
     Duration,
     Bool,
+    /// An array of arrays of strings: argument vectors, program first.
+    Argvs,
 }
 
 /// One key a `[command."…"]` (or `[defaults]`) table may hold.
@@ -43,35 +48,48 @@ pub struct Setting {
     pub help: &'static str,
     /// Narrow (or, for limits, set) the grant. An `Err` is a policy error.
     pub apply: fn(&mut Grant, &SettingValue) -> Result<(), String>,
-    /// The effective value in a grant, for `qga policy audit`.
-    pub show: fn(&Grant) -> Json,
+    /// Give it: set the grant from the value (a grant manifest, a policy's
+    /// `[grant."…"]` table). An `Err` is an error in the manifest or policy.
+    pub grant: fn(&mut Grant, &SettingValue) -> Result<(), String>,
+    /// The effective value in a grant, for `qga policy audit` (None: it is
+    /// shown by another setting).
+    pub show: Option<fn(&Grant) -> Json>,
 }
 
-fn strings(v: &SettingValue) -> &[String] {
+pub(super) fn strings(v: &SettingValue) -> &[String] {
     match v {
         SettingValue::Strings(s) => s,
-        SettingValue::Bytes(_) | SettingValue::Duration(_) | SettingValue::Bool(_) => &[],
+        SettingValue::Bytes(_) | SettingValue::Duration(_) | SettingValue::Bool(_) | SettingValue::Argvs(_) => &[],
     }
 }
 
-fn bytes(v: &SettingValue) -> u64 {
+pub(super) fn bytes(v: &SettingValue) -> u64 {
     match v {
         SettingValue::Bytes(n) => *n,
-        SettingValue::Strings(_) | SettingValue::Duration(_) | SettingValue::Bool(_) => 0,
+        SettingValue::Strings(_) | SettingValue::Duration(_) | SettingValue::Bool(_) | SettingValue::Argvs(_) => 0,
     }
 }
 
-fn duration(v: &SettingValue) -> Duration {
+pub(super) fn duration(v: &SettingValue) -> Duration {
     match v {
         SettingValue::Duration(d) => *d,
-        SettingValue::Strings(_) | SettingValue::Bytes(_) | SettingValue::Bool(_) => Duration::ZERO,
+        SettingValue::Strings(_) | SettingValue::Bytes(_) | SettingValue::Bool(_) | SettingValue::Argvs(_) => {
+            Duration::ZERO
+        }
     }
 }
 
-fn boolean(v: &SettingValue) -> bool {
+pub(super) fn boolean(v: &SettingValue) -> bool {
     match v {
         SettingValue::Bool(b) => *b,
-        SettingValue::Strings(_) | SettingValue::Bytes(_) | SettingValue::Duration(_) => false,
+        SettingValue::Strings(_) | SettingValue::Bytes(_) | SettingValue::Duration(_) | SettingValue::Argvs(_) => false,
+    }
+}
+
+pub(super) fn argvs(v: &SettingValue) -> &[Vec<String>] {
+    match v {
+        SettingValue::Argvs(a) => a,
+        SettingValue::Strings(_) | SettingValue::Bytes(_) | SettingValue::Duration(_) | SettingValue::Bool(_) => &[],
     }
 }
 
@@ -99,7 +117,8 @@ pub const SETTINGS: &[Setting] = &[
             g.capabilities.retain(|c| keep.iter().any(|k| k == short_name(*c)));
             Ok(())
         },
-        show: |g| Json::from(g.capabilities.iter().map(|c| c.interface()).collect::<Vec<_>>()),
+        grant: give::capabilities,
+        show: Some(|g| Json::from(g.capabilities.iter().map(|c| c.interface()).collect::<Vec<_>>())),
     },
     Setting {
         key: "memory",
@@ -113,7 +132,8 @@ pub const SETTINGS: &[Setting] = &[
             g.memory_bytes = n as usize;
             Ok(())
         },
-        show: |g| Json::from(human_size(g.memory_bytes as u64)),
+        grant: give::memory,
+        show: Some(|g| Json::from(human_size(g.memory_bytes as u64))),
     },
     Setting {
         key: "deadline",
@@ -127,7 +147,8 @@ pub const SETTINGS: &[Setting] = &[
             g.deadline = d;
             Ok(())
         },
-        show: |g| Json::from(human_duration(g.deadline)),
+        grant: give::deadline,
+        show: Some(|g| Json::from(human_duration(g.deadline))),
     },
     Setting {
         key: "reply-limit",
@@ -141,7 +162,8 @@ pub const SETTINGS: &[Setting] = &[
             g.reply_limit = n as usize;
             Ok(())
         },
-        show: |g| Json::from(human_size(g.reply_limit as u64)),
+        grant: give::reply_limit,
+        show: Some(|g| Json::from(human_size(g.reply_limit as u64))),
     },
     Setting {
         key: "read-file.paths",
@@ -153,7 +175,8 @@ pub const SETTINGS: &[Setting] = &[
                 .retain(|p| globs.iter().any(|glob| glob_match(glob, &p.to_string_lossy())));
             Ok(())
         },
-        show: |g| paths_json(&g.read_files),
+        grant: give::read_file_paths,
+        show: Some(|g| paths_json(&g.read_files)),
     },
     Setting {
         key: "read-file.limit",
@@ -163,7 +186,8 @@ pub const SETTINGS: &[Setting] = &[
             g.read_limit = g.read_limit.min(bytes(v));
             Ok(())
         },
-        show: |g| Json::from(human_size(g.read_limit)),
+        grant: give::read_file_limit,
+        show: Some(|g| Json::from(human_size(g.read_limit))),
     },
     Setting {
         key: "wasi.preopens",
@@ -175,7 +199,8 @@ pub const SETTINGS: &[Setting] = &[
                 .retain(|p| globs.iter().any(|glob| glob_match(glob, &p.guest)));
             Ok(())
         },
-        show: |g| {
+        grant: give::wasi_preopens,
+        show: Some(|g| {
             Json::from(
                 g.preopens
                     .iter()
@@ -185,7 +210,7 @@ pub const SETTINGS: &[Setting] = &[
                     })
                     .collect::<Vec<_>>(),
             )
-        },
+        }),
     },
     Setting {
         key: "wasi.read-only",
@@ -199,7 +224,8 @@ pub const SETTINGS: &[Setting] = &[
             }
             Ok(())
         },
-        show: |g| Json::from(g.preopens.iter().all(|p| !p.writable)),
+        grant: give::wasi_read_only,
+        show: Some(|g| Json::from(g.preopens.iter().all(|p| !p.writable))),
     },
     Setting {
         key: "mounts",
@@ -209,7 +235,8 @@ pub const SETTINGS: &[Setting] = &[
             g.mounts = narrow_globs(&g.mounts, strings(v));
             Ok(())
         },
-        show: |g| Json::from(g.mounts.clone()),
+        grant: give::mounts,
+        show: Some(|g| Json::from(g.mounts.clone())),
     },
     Setting {
         key: "files.paths",
@@ -227,7 +254,8 @@ pub const SETTINGS: &[Setting] = &[
             }
             Ok(())
         },
-        show: |g| Json::from(g.files.iter().map(|r| r.pattern.clone()).collect::<Vec<_>>()),
+        grant: give::files_paths,
+        show: Some(|g| Json::from(g.files.iter().map(|r| r.pattern.clone()).collect::<Vec<_>>())),
     },
     Setting {
         key: "files.modes",
@@ -248,12 +276,13 @@ pub const SETTINGS: &[Setting] = &[
             }
             Ok(())
         },
-        show: |g| {
+        grant: give::files_modes,
+        show: Some(|g| {
             let mut modes: Vec<String> = g.files.iter().flat_map(|r| r.modes.iter().cloned()).collect();
             modes.sort();
             modes.dedup();
             Json::from(modes)
-        },
+        }),
     },
     Setting {
         key: "files.operations",
@@ -270,7 +299,8 @@ pub const SETTINGS: &[Setting] = &[
             g.file_ops.retain(|op| names.iter().any(|n| n == op.name()));
             Ok(())
         },
-        show: |g| Json::from(g.file_ops.iter().map(|op| op.name()).collect::<Vec<_>>()),
+        grant: give::files_operations,
+        show: Some(|g| Json::from(g.file_ops.iter().map(|op| op.name()).collect::<Vec<_>>())),
     },
     Setting {
         key: "process.programs",
@@ -280,7 +310,8 @@ pub const SETTINGS: &[Setting] = &[
             g.process.programs = narrow_globs(&g.process.programs, strings(v));
             Ok(())
         },
-        show: |g| Json::from(g.process.programs.clone()),
+        grant: give::process_programs,
+        show: Some(|g| Json::from(g.process.programs.clone())),
     },
     Setting {
         key: "process.env",
@@ -294,10 +325,11 @@ pub const SETTINGS: &[Setting] = &[
             });
             Ok(())
         },
-        show: |g| match &g.process.env_names {
+        grant: give::process_env,
+        show: Some(|g| match &g.process.env_names {
             None => Json::from("*"),
             Some(names) => Json::from(names.clone()),
-        },
+        }),
     },
     Setting {
         key: "ssh.users",
@@ -311,10 +343,11 @@ pub const SETTINGS: &[Setting] = &[
             });
             Ok(())
         },
-        show: |g| match &g.ssh_users {
+        grant: give::ssh_users,
+        show: Some(|g| match &g.ssh_users {
             None => Json::from("*"),
             Some(users) => Json::from(users.clone()),
-        },
+        }),
     },
     Setting {
         key: "env",
@@ -325,7 +358,60 @@ pub const SETTINGS: &[Setting] = &[
             g.env.retain(|(k, _)| keep.contains(k));
             Ok(())
         },
-        show: |g| Json::from(g.env.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()),
+        grant: give::env,
+        show: Some(|g| Json::from(g.env.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())),
+    },
+    Setting {
+        key: "sysfs.read",
+        kind: Kind::Globs,
+        help: "sysfs paths the sysfs capability may open, list and read (globs; `{n}` is a decimal number)",
+        apply: |g, v| {
+            g.sysfs_read = narrow_globs(&g.sysfs_read, strings(v));
+            Ok(())
+        },
+        grant: give::sysfs_read,
+        show: Some(|g| Json::from(g.sysfs_read.clone())),
+    },
+    Setting {
+        key: "sysfs.write",
+        kind: Kind::Globs,
+        help: "sysfs paths the sysfs capability may write (globs; `{n}` is a decimal number)",
+        apply: |g, v| {
+            g.sysfs_write = narrow_globs(&g.sysfs_write, strings(v));
+            Ok(())
+        },
+        grant: give::sysfs_write,
+        show: Some(|g| Json::from(g.sysfs_write.clone())),
+    },
+    Setting {
+        key: "helper.argv",
+        kind: Kind::Argvs,
+        help: "exact argument vectors (program first) the helper capability may run",
+        apply: |g, v| {
+            let keep = argvs(v);
+            g.helpers.retain(|argv| keep.contains(argv));
+            Ok(())
+        },
+        grant: give::helper_argv,
+        show: Some(|g| Json::from(g.helpers.clone())),
+    },
+    Setting {
+        key: "wasi.preopens-if-present",
+        kind: Kind::Globs,
+        help: "in a grant: read-only WASI preopens given only where the directory exists when the command is linked; a policy narrows them with wasi.preopens",
+        apply: |_, _| Err("a policy narrows preopens with wasi.preopens".into()),
+        grant: give::wasi_preopens_if_present,
+        show: None,
+    },
+    Setting {
+        key: "prompt",
+        kind: Kind::Bool,
+        help: "in a grant: the command runs on the event loop, with a 2s deadline (only for grants of quick capabilities and no WASI preopen); a policy takes it off the loop with a longer deadline",
+        apply: |_, _| {
+            Err("'prompt' is given by a grant; a deadline above 2s takes a command off the event loop".into())
+        },
+        grant: give::prompt,
+        show: Some(|g| Json::from(g.is_prompt())),
     },
 ];
 
@@ -339,8 +425,7 @@ pub fn capability_by_short_name(name: &str) -> Option<Capability> {
     Capability::ALL.into_iter().find(|c| short_name(*c) == name)
 }
 
-/// A setting as written, parsed and checked.
-
+/// The setting named `key`.
 pub fn setting(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.key == key)
 }

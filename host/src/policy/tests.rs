@@ -2,6 +2,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::capabilities::Capability;
 
 fn parse(text: &str) -> Result<Policy, PolicyError> {
     Policy::parse("p.toml", text)
