@@ -219,6 +219,7 @@ fn policy_command(command: &PolicyCommand) -> ExitCode {
                 policy.commands.len(),
                 policy.components.values().filter(|c| c.sha256.is_some()).count()
             );
+            print!("{}", qga::policy_report::grants_text(&policy));
             ExitCode::SUCCESS
         }
     }

@@ -260,3 +260,38 @@ pub fn explain_text(c: &Json) -> String {
     }
     out
 }
+
+/// `qga policy check`: what each `[grant."…"]` table of `policy` allows,
+/// as effective after the policy's narrowing: the capabilities, then every
+/// setting that differs from a command granted nothing.
+pub fn grants_text(policy: &Policy) -> String {
+    use crate::policy::manifests;
+    let nothing = manifests::ungranted();
+    let mut out = String::new();
+    for (command, rule) in &policy.grants {
+        let granted = manifests::give(&rule.settings, &|_| None).and_then(|g| policy.grant(command, g));
+        match granted {
+            Ok(grant) => {
+                let caps: Vec<&str> = grant.capabilities.iter().map(|c| c.interface()).collect();
+                out.push_str(&format!(
+                    "grant {command} ({}): {}\n",
+                    rule.origin,
+                    if caps.is_empty() {
+                        "no capability".to_owned()
+                    } else {
+                        caps.join(", ")
+                    }
+                ));
+                for setting in SETTINGS.iter().filter(|s| s.key != "capabilities") {
+                    if let Some(show) = setting.show
+                        && show(&grant) != show(&nothing)
+                    {
+                        out.push_str(&format!("  {} = {}\n", setting.key, show(&grant)));
+                    }
+                }
+            }
+            Err(e) => out.push_str(&format!("grant {command} ({}): error: {e}\n", rule.origin)),
+        }
+    }
+    out
+}

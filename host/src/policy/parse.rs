@@ -349,7 +349,12 @@ impl<'a> Parser<'a> {
             }
             entries.push((key.clone(), value.clone()));
         }
-        self.settings(&entries, "", Direction::Give)
+        let settings = self.settings(&entries, "", Direction::Give)?;
+        // Settings together (`prompt` with a preopen): give the whole grant.
+        if let Some((key, _)) = table.iter().next() {
+            super::manifests::give(&settings, &|_| None).map_err(|reason| self.err(key.span().start, reason))?;
+        }
+        Ok(settings)
     }
 
     /// A grant manifest: `[command."…"]` tables only, each giving its

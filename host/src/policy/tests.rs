@@ -180,3 +180,66 @@ fn example_policies_are_valid() {
     assert!(!backup.decide("guest-exec").allowed);
     assert!(!backup.decide("guest-file-open").allowed);
 }
+
+#[test]
+fn grant_tables_give_custom_commands_and_manifests_give_their_family() {
+    let p = parse(
+        "[grant.\"custom-x\"]\ncapabilities = [\"read-file\"]\nread-file.paths = [\"/srv/a\"]\n[command.\"custom-x\"]\nmemory = \"8MiB\"\n",
+    )
+    .unwrap();
+    let env = |_: &str| None;
+    let g = p.base_grant(Some("custom"), "custom-x", &env).unwrap();
+    assert_eq!(g.read_files, [PathBuf::from("/srv/a")]);
+    assert_eq!(p.grant("custom-x", g).unwrap().memory_bytes, 8 << 20);
+    // A swapped-in family under a shipped name: its own manifest's commands
+    // only; another family's command gets nothing.
+    assert!(
+        p.base_grant(Some("system-info"), "guest-get-time", &env)
+            .unwrap()
+            .allows(Capability::Clock)
+    );
+    assert_eq!(
+        p.base_grant(Some("file"), "guest-get-time", &env).unwrap(),
+        manifests::ungranted()
+    );
+    assert_eq!(
+        p.base_grant(Some("custom"), "custom-y", &env).unwrap(),
+        manifests::ungranted()
+    );
+    assert_eq!(
+        err("[grant.\"guest-exec\"]\nprocess.programs = [\"/**\"]\n"),
+        "p.toml:1: guest-exec is granted by the exec family's manifest, which ships with the agent; narrow it in [command.\"guest-exec\"] instead"
+    );
+    assert_eq!(
+        err("[grant.x]\nallow = true\n"),
+        "p.toml:2: a grant says what a command may do; 'allow' belongs in [command.\"…\"]"
+    );
+    assert_eq!(
+        err("[grant.x]\nread-file.paths = [\"/srv/*\"]\n"),
+        "p.toml:2: 'read-file.paths': read-file paths are exact absolute paths, not '/srv/*'"
+    );
+    assert_eq!(
+        err("[grant.x]\nread-file.paths = [\"${HOME}/x\"]\n"),
+        "p.toml:2: 'read-file.paths': '${HOME}/x': placeholders are for grant manifests only"
+    );
+    assert!(
+        err("[grant.x]\nprompt = true\nwasi.preopens = [\"/srv\"]\n")
+            .contains("'prompt' needs a grant of quick capabilities")
+    );
+    assert!(err("[command.x]\nprompt = true\n").contains("'prompt' is given by a grant"));
+}
+
+#[test]
+fn new_settings_narrow_sysfs_and_helpers() {
+    let p = parse("[command.x]\nsysfs.write = [\"/sys/power/state\"]\nhelper.argv = [[\"chpasswd\"]]\n").unwrap();
+    let mut g = Grant::none();
+    g.sysfs_write = vec![
+        "/sys/power/state".into(),
+        "/sys/devices/system/cpu/cpu{n}/online".into(),
+    ];
+    g.helpers = vec![vec!["chpasswd".into()], vec!["chpasswd".into(), "-e".into()]];
+    let g = p.grant("x", g).unwrap();
+    assert_eq!(g.sysfs_write, ["/sys/power/state"]);
+    assert_eq!(g.helpers, [vec!["chpasswd".to_owned()]]);
+    assert!(err("[command.x]\nhelper.argv = [\"chpasswd\"]\n").contains("expected an array of argument vectors"));
+}
