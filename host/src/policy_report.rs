@@ -20,6 +20,10 @@ use crate::runtime::{FamilyInfo, Runtime};
 
 pub const FORMAT: u64 = 1;
 
+/// How `granted` names the WASI filesystem of a command with preopens
+/// (their paths are the `wasi.preopens` constraint).
+pub const WASI_FILESYSTEM: &str = "wasi:filesystem";
+
 /// One command's full report.
 pub fn command_report(
     state: &CommandState,
@@ -60,6 +64,10 @@ pub fn command_report(
         match runtime.grant(&state.name) {
             Ok(grant) => {
                 granted = grant.capabilities.iter().map(|c| c.interface().to_owned()).collect();
+                // A WASI preopen is a grant too: the filesystem it reaches.
+                if !grant.preopens.is_empty() {
+                    granted.push(WASI_FILESYSTEM.to_owned());
+                }
                 for setting in SETTINGS.iter().filter(|s| s.key != "capabilities") {
                     if let Some(show) = setting.show {
                         constraints.insert(setting.key.into(), show(&grant));
@@ -110,11 +118,29 @@ fn policy_summary(policy: &Policy) -> Json {
     })
 }
 
+/// Where a command's row goes: grouped by family, predictably. First the
+/// commands the host answers itself, then each family in load order (the
+/// embedded ones as built, then those from `--handlers`) with its commands
+/// in the order the component exports them, last the commands no loaded
+/// component runs, by name.
+fn row_order(state: &CommandState, families: &[FamilyInfo]) -> (usize, usize, String) {
+    if state.native {
+        return (0, 0, state.name.clone());
+    }
+    for (i, f) in families.iter().enumerate() {
+        if let Some(j) = f.commands.iter().position(|c| *c == state.name) {
+            return (1 + i, j, String::new());
+        }
+    }
+    (1 + families.len(), 0, state.name.clone())
+}
+
 /// `qga policy audit --json`.
 pub fn audit_json(policy: &Policy, dispatcher: &Dispatcher, runtime: &Runtime) -> Json {
     let families = runtime.families();
-    let commands: Vec<Json> = dispatcher
-        .describe()
+    let mut states = dispatcher.describe();
+    states.sort_by_key(|state| row_order(state, &families));
+    let commands: Vec<Json> = states
         .iter()
         .map(|state| command_report(state, runtime, &families, policy.ungranted))
         .collect();
@@ -187,7 +213,7 @@ pub fn audit_table(report: &Json) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    let preopens: Vec<String> = report["commands"]
+    let preopens: Vec<(String, String)> = report["commands"]
         .as_array()
         .into_iter()
         .flatten()
@@ -204,12 +230,20 @@ pub fn audit_table(report: &Json) -> String {
                 })
                 .collect();
             let name = c["name"].as_str().unwrap_or("");
-            (!dirs.is_empty()).then(|| format!("{name}  {}\n", dirs.join(" ")))
+            (!dirs.is_empty()).then(|| (name.to_owned(), dirs.join(" ")))
         })
         .collect();
     if !preopens.is_empty() {
-        out.push_str("\nCOMMAND  WASI-PREOPENS\n");
-        out.extend(preopens);
+        let w = preopens
+            .iter()
+            .map(|(n, _)| n.len())
+            .max()
+            .unwrap_or(0)
+            .max("COMMAND".len());
+        out.push_str(&format!("\n{:<w$}  WASI-PREOPENS\n", "COMMAND"));
+        for (name, dirs) in preopens {
+            out.push_str(&format!("{name:<w$}  {dirs}\n"));
+        }
     }
     out.push_str("\nFAMILY@SHA256  SOURCE  SIGNER\n");
     for f in report["families"].as_array().into_iter().flatten() {
