@@ -773,8 +773,14 @@ impl Inner {
     /// permission-denied stubs for everything else the component imports.
     fn linker(&self, component: &Component, command: &str, grant: &Grant) -> wasmtime::Result<Linker<CallCtx>> {
         let mut linker: Linker<CallCtx> = Linker::new(&self.engine);
-        // Every WASI interface but sockets (see wasi.rs).
-        wasi::add_to_linker(&mut linker)?;
+        // The WASI interfaces the grant names (see wasi.rs): the filesystem
+        // only with preopens; never sockets.
+        wasi::add_base_to_linker(&mut linker)?;
+        if grant.preopens.is_empty() {
+            wasi::stub_filesystem(&mut linker, &self.engine, component, command)?;
+        } else {
+            wasi::add_filesystem_to_linker(&mut linker)?;
+        }
         crate::capabilities::add_types_to_linker(&mut linker)?;
         for cap in &grant.capabilities {
             cap.add_to_linker(&mut linker)?;
