@@ -93,3 +93,32 @@ fn the_udev_preopen_follows_the_machine() {
     let has = g.preopens.iter().any(|p| p.host == Path::new("/run/udev/data"));
     assert_eq!(has, Path::new("/run/udev/data").is_dir());
 }
+
+/// Every command an embedded family exports is named by that family's
+/// manifest, and every manifest entry is a command its family exports: a
+/// command added without a grant, or a grant left behind, fails here.
+#[test]
+fn each_manifest_names_exactly_its_familys_commands() {
+    use qga::policy::manifests;
+    let state = std::env::temp_dir().join(format!("qga-grant-manifests-{}", std::process::id()));
+    std::fs::create_dir_all(&state).unwrap();
+    let rt = qga::runtime::Runtime::new(qga::runtime::RuntimeConfig::new(&state)).unwrap();
+    let families = rt.families();
+    assert_eq!(families.len(), 9);
+    for f in &families {
+        for command in &f.commands {
+            assert_eq!(manifests::covering(command), Some(f.family.as_str()), "{command}");
+        }
+        let manifest = manifests::all()
+            .iter()
+            .filter_map(|m| m.as_ref().ok())
+            .find(|m| m.family == f.family)
+            .unwrap_or_else(|| panic!("no manifest for {}", f.family));
+        let mut named: Vec<&String> = manifest.commands.keys().collect();
+        let mut exported: Vec<&String> = f.commands.iter().collect();
+        named.sort();
+        exported.sort();
+        assert_eq!(named, exported, "{}", f.family);
+    }
+    let _ = std::fs::remove_dir_all(&state);
+}
