@@ -143,6 +143,24 @@ fn a_custom_command_granted_one_file_reads_it_and_nothing_else() {
         "{text}"
     );
 
+    let explain = Command::new(support::qga_binary())
+        .args(["policy", "explain", "guest-hello-file", "--policy"])
+        .arg(&policy)
+        .arg("--handlers")
+        .arg(&handlers.0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        explain.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+    assert!(
+        text.contains(&format!("grant from: policy [grant] table ({}:4)\n", policy.display())),
+        "{text}"
+    );
+    assert!(text.contains("granted:    read-file\n"), "{text}");
     let agent = Agent::qga(&[
         "--handlers",
         handlers.0.to_str().unwrap(),

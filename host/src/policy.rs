@@ -133,6 +133,37 @@ pub struct GrantRule {
     pub origin: Origin,
 }
 
+/// Where a command's grant comes from ([`Policy::grant_source`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GrantSource<'a> {
+    /// The embedded manifest of this family.
+    Manifest(&'static str),
+    /// Another family's manifest names the command: this family's export
+    /// of it gets nothing.
+    OtherFamily(&'static str),
+    /// The policy's `[grant."…"]` table.
+    Policy(&'a GrantRule),
+    Nothing,
+}
+
+impl std::fmt::Display for GrantSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrantSource::Manifest(family) => write!(f, "handlers/{family}/grants.toml (embedded)"),
+            GrantSource::OtherFamily(family) => {
+                write!(
+                    f,
+                    "nothing: the {family} family's manifest names this command, another family exports it"
+                )
+            }
+            GrantSource::Policy(rule) => write!(f, "policy [grant] table ({})", rule.origin),
+            GrantSource::Nothing => {
+                f.write_str("nothing: no embedded manifest names it and the policy grants it nothing")
+            }
+        }
+    }
+}
+
 /// One `[component.<family>]` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComponentRule {
@@ -246,27 +277,36 @@ impl Policy {
         Ok(grant)
     }
 
-    /// The grant a command starts from, before any narrowing: the one the
-    /// embedded manifest of `family` (the family that runs it; None: the
-    /// family whose manifest names it) gives it; for a command no embedded
-    /// manifest names, the policy's `[grant."…"]` table; otherwise
-    /// nothing ([`manifests::ungranted`]). A command some manifest names
-    /// but another family exports gets nothing.
+    /// Where the grant of `command` comes from when `family` runs it
+    /// (None: the family whose manifest names it): the embedded manifest of
+    /// that family; for a command no embedded manifest names, the policy's
+    /// `[grant."…"]` table; otherwise nothing. A command some manifest
+    /// names but another family exports gets nothing.
+    pub fn grant_source(&self, family: Option<&str>, command: &str) -> GrantSource<'_> {
+        match manifests::covering(command) {
+            Some(owner) if family.is_none_or(|f| f == owner) => GrantSource::Manifest(owner),
+            Some(owner) => GrantSource::OtherFamily(owner),
+            None => match self.grants.get(command) {
+                Some(rule) => GrantSource::Policy(rule),
+                None => GrantSource::Nothing,
+            },
+        }
+    }
+
+    /// The grant a command starts from, before any narrowing
+    /// ([`Policy::grant_source`]; [`manifests::ungranted`] for nothing).
     pub fn base_grant(
         &self,
         family: Option<&str>,
         command: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Grant, String> {
-        match manifests::covering(command) {
-            Some(owner) if family.is_none_or(|f| f == owner) => {
+        match self.grant_source(family, command) {
+            GrantSource::Manifest(owner) => {
                 manifests::family_grant(owner, command, env).unwrap_or_else(|| Ok(manifests::ungranted()))
             }
-            Some(_) => Ok(manifests::ungranted()),
-            None => match self.grants.get(command) {
-                Some(rule) => manifests::give(&rule.settings, &|_| None),
-                None => Ok(manifests::ungranted()),
-            },
+            GrantSource::Policy(rule) => manifests::give(&rule.settings, &|_| None),
+            GrantSource::OtherFamily(_) | GrantSource::Nothing => Ok(manifests::ungranted()),
         }
     }
 

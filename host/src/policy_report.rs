@@ -5,7 +5,8 @@
 //! [...]}`; each command has `name`, `enabled`, `decision` ("allow", "deny",
 //! "disabled"), `rule`, `native`, `component` (`{"family", "sha256"}` or
 //! null), `imports` (capability interfaces the component imports),
-//! `granted`, `imported-not-granted`, `constraints` (every setting of
+//! `granted`, `grant-source` (the manifest or policy table the grant comes
+//! from), `imported-not-granted`, `constraints` (every setting of
 //! [`crate::policy::SETTINGS`] but `capabilities`, as effective for the
 //! command), and `grant-error` when the grant cannot be computed.
 //! `families` lists each loaded family: `family`, `source` ("embedded" or
@@ -25,12 +26,8 @@ pub const FORMAT: u64 = 1;
 pub const WASI_FILESYSTEM: &str = "wasi:filesystem";
 
 /// One command's full report.
-pub fn command_report(
-    state: &CommandState,
-    runtime: &Runtime,
-    families: &[FamilyInfo],
-    ungranted_mode: Ungranted,
-) -> Json {
+pub fn command_report(state: &CommandState, runtime: &Runtime, families: &[FamilyInfo], policy: &Policy) -> Json {
+    let ungranted_mode = policy.ungranted;
     let family = families.iter().find(|f| f.commands.contains(&state.name));
     let (decision, rule) = match state.disabled_by {
         Some(flag) => ("disabled", flag.to_owned()),
@@ -60,7 +57,11 @@ pub fn command_report(
     );
     let mut constraints = Map::new();
     let mut granted: Vec<String> = Vec::new();
-    if family.is_some() {
+    if let Some(f) = family {
+        m.insert(
+            "grant-source".into(),
+            Json::from(policy.grant_source(Some(&f.family), &state.name).to_string()),
+        );
         match runtime.grant(&state.name) {
             Ok(grant) => {
                 granted = grant.capabilities.iter().map(|c| c.interface().to_owned()).collect();
@@ -142,7 +143,7 @@ pub fn audit_json(policy: &Policy, dispatcher: &Dispatcher, runtime: &Runtime) -
     states.sort_by_key(|state| row_order(state, &families));
     let commands: Vec<Json> = states
         .iter()
-        .map(|state| command_report(state, runtime, &families, policy.ungranted))
+        .map(|state| command_report(state, runtime, &families, policy))
         .collect();
     let families: Vec<Json> = families
         .iter()
@@ -280,6 +281,9 @@ pub fn explain_text(c: &Json) -> String {
     out.push_str(&format!("component:  {component}\n"));
     out.push_str(&format!("imports:    {}\n", list(&c["imports"])));
     out.push_str(&format!("granted:    {}\n", list(&c["granted"])));
+    if let Some(source) = c["grant-source"].as_str() {
+        out.push_str(&format!("grant from: {source}\n"));
+    }
     out.push_str(&format!("ungranted:  {}\n", list(&c["imported-not-granted"])));
     if let Some(e) = c["grant-error"].as_str() {
         out.push_str(&format!("grant error: {e}\n"));
