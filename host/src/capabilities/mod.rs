@@ -21,6 +21,7 @@ pub mod net_info;
 pub mod process;
 pub mod read_file;
 pub mod resolve;
+pub mod setting;
 pub mod sysfs;
 pub mod trim;
 

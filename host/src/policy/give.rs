@@ -1,16 +1,15 @@
-//! The giving side of each setting ([`super::Setting::grant`]): how a grant
+//! The giving side of the general settings ([`super::Setting::grant`];
+//! each capability's own are in its `settings.rs`): how a grant
 //! manifest (`handlers/<family>/grants.toml`) or a policy's
 //! `[grant."…"]` table sets a [`Grant`] from nothing. The narrowing side
 //! is the setting's `apply`. Settings are given in [`super::SETTINGS`]
 //! order, whatever order the file writes them in, so a setting may rely on
 //! those before it (`files.modes` on `files.paths`, `prompt` on all).
 
-use std::path::PathBuf;
-
 use super::MAX_MEMORY;
-use super::settings::{SettingValue, argvs, boolean, bytes, capability_by_short_name, duration, short_name, strings};
+use super::settings::{capability_by_short_name, short_name};
 use super::units::human_size;
-use crate::capabilities::files::{ALL_MODES, FileOp, FileRule};
+use crate::capabilities::setting::{SettingValue, boolean, bytes, duration, exact_paths, strings};
 use crate::capabilities::{Capability, Grant, PROMPT_DEADLINE, Preopen};
 
 type Given = Result<(), String>;
@@ -55,34 +54,6 @@ pub fn reply_limit(g: &mut Grant, v: &SettingValue) -> Given {
     Ok(())
 }
 
-/// Exact absolute paths, one per list element (a grant names files, it
-/// does not match them).
-fn exact_paths(v: &SettingValue, what: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for path in strings(v) {
-        if !path.starts_with('/') || path.contains(['*', '?', '{']) {
-            return Err(format!("{what} are exact absolute paths, not '{path}'"));
-        }
-        if !out.contains(path) {
-            out.push(path.clone());
-        }
-    }
-    Ok(out)
-}
-
-pub fn read_file_paths(g: &mut Grant, v: &SettingValue) -> Given {
-    g.read_files = exact_paths(v, "read-file paths")?
-        .into_iter()
-        .map(PathBuf::from)
-        .collect();
-    Ok(())
-}
-
-pub fn read_file_limit(g: &mut Grant, v: &SettingValue) -> Given {
-    g.read_limit = bytes(v);
-    Ok(())
-}
-
 fn read_only(dir: &str) -> Preopen {
     Preopen {
         host: dir.into(),
@@ -120,62 +91,6 @@ pub fn mounts(g: &mut Grant, v: &SettingValue) -> Given {
     Ok(())
 }
 
-/// Every pattern in every mode; `files.modes` then narrows the modes.
-pub fn files_paths(g: &mut Grant, v: &SettingValue) -> Given {
-    g.files = strings(v).iter().map(|p| FileRule::any_mode(p)).collect();
-    Ok(())
-}
-
-pub fn files_modes(g: &mut Grant, v: &SettingValue) -> Given {
-    let modes = strings(v);
-    if let Some(bad) = modes.iter().find(|m| !ALL_MODES.contains(&m.as_str())) {
-        return Err(format!(
-            "unknown file mode '{bad}' (expected one of r, r+, w, w+, a, a+)"
-        ));
-    }
-    for rule in &mut g.files {
-        rule.modes.retain(|m| modes.contains(m));
-    }
-    Ok(())
-}
-
-pub fn files_operations(g: &mut Grant, v: &SettingValue) -> Given {
-    for name in strings(v) {
-        let Some(op) = FileOp::ALL.into_iter().find(|op| op.name() == name.as_str()) else {
-            return Err(format!(
-                "unknown file operation '{name}' (expected one of open, read, write, seek, flush, close)"
-            ));
-        };
-        g.file_ops.insert(op);
-    }
-    Ok(())
-}
-
-pub fn process_programs(g: &mut Grant, v: &SettingValue) -> Given {
-    g.process.programs = strings(v).to_vec();
-    Ok(())
-}
-
-/// `["*"]`: any name, as qemu-ga.
-fn names_or_any(v: &SettingValue) -> Option<Vec<String>> {
-    let names = strings(v);
-    if names.iter().any(|n| n == "*") {
-        None
-    } else {
-        Some(names.to_vec())
-    }
-}
-
-pub fn process_env(g: &mut Grant, v: &SettingValue) -> Given {
-    g.process.env_names = names_or_any(v);
-    Ok(())
-}
-
-pub fn ssh_users(g: &mut Grant, v: &SettingValue) -> Given {
-    g.ssh_users = names_or_any(v);
-    Ok(())
-}
-
 /// `NAME=VALUE` entries: the handler's WASI environment.
 pub fn env(g: &mut Grant, v: &SettingValue) -> Given {
     for entry in strings(v) {
@@ -184,24 +99,6 @@ pub fn env(g: &mut Grant, v: &SettingValue) -> Given {
         };
         g.env.push((name.to_owned(), value.to_owned()));
     }
-    Ok(())
-}
-
-pub fn sysfs_read(g: &mut Grant, v: &SettingValue) -> Given {
-    g.sysfs_read = strings(v).to_vec();
-    Ok(())
-}
-
-pub fn sysfs_write(g: &mut Grant, v: &SettingValue) -> Given {
-    g.sysfs_write = strings(v).to_vec();
-    Ok(())
-}
-
-pub fn helper_argv(g: &mut Grant, v: &SettingValue) -> Given {
-    if argvs(v).iter().any(|argv| argv.first().is_none_or(|p| p.is_empty())) {
-        return Err("every helper argument vector starts with its program".into());
-    }
-    g.helpers = argvs(v).to_vec();
     Ok(())
 }
 

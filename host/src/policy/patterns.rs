@@ -12,21 +12,4 @@ pub fn glob_match(glob: &str, path: &str) -> bool {
     crate::capabilities::glob::matches(glob, path)
 }
 
-/// Narrow a granted list of globs by policy globs: the granted globs a
-/// policy glob matches as a path, and the policy globs a granted glob
-/// matches. Never wider than `granted`. For capability constraints that
-/// hold globs (file paths, programs).
-pub fn narrow_globs(granted: &[String], policy: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for g in granted {
-        if policy.iter().any(|p| glob_match(p, g)) && !out.contains(g) {
-            out.push(g.clone());
-        }
-    }
-    for p in policy {
-        if granted.iter().any(|g| glob_match(g, p)) && !out.contains(p) {
-            out.push(p.clone());
-        }
-    }
-    out
-}
+pub use crate::capabilities::setting::narrow_globs;

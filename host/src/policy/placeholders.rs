@@ -10,7 +10,7 @@
 
 use thiserror::Error;
 
-use super::settings::SettingValue;
+use crate::capabilities::setting::SettingValue;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PlaceholderError {

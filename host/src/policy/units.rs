@@ -35,22 +35,4 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-pub fn human_size(n: u64) -> String {
-    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
-        format!("{}GiB", n >> 30)
-    } else if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-        format!("{}MiB", n >> 20)
-    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-        format!("{}KiB", n >> 10)
-    } else {
-        format!("{n}B")
-    }
-}
-
-pub fn human_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
+pub use crate::capabilities::setting::{human_duration, human_size};

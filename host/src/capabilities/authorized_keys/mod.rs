@@ -7,6 +7,7 @@
 //! file in ~/.ssh, then rename) and given to the user (0700 directory,
 //! 0600 file, as qemu-ga leaves them).
 
+pub mod settings;
 mod sys;
 
 use super::qga::agent::authorized_keys::{Account, Host};

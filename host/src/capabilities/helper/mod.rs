@@ -9,6 +9,7 @@
 //! on. A helper runs at most the command's deadline; then its session is
 //! killed and the call fails, so a hung helper cannot hold a call slot.
 
+pub mod settings;
 mod sys;
 
 use super::qga::agent::helper::{ExitStatus, Host, SpawnError};

@@ -6,6 +6,7 @@
 //! One trailing `/` is dropped; a path with `.`, `..`, an empty component
 //! or a NUL never matches.
 
+pub mod settings;
 mod sys;
 
 use super::qga::agent::sysfs::{DirEntry, Host, OsError};
