@@ -1,7 +1,7 @@
-//! The authorized-keys capability's settings (whose keys the ssh-key commands may touch):
-//! how a policy narrows them (`apply`) and how a grant manifest or a
-//! policy's `[grant."…"]` table gives them (`grant`). Listed in the
-//! registry, `crate::policy::SETTINGS`.
+//! The authorized-keys capability's settings (whose keys the ssh-key commands
+//! may touch): how a policy narrows them (`apply`) and how a grant manifest or
+//! a policy's `[grant."…"]` table gives them (`grant`). Listed in the registry,
+//! `crate::policy::SETTINGS`.
 
 use serde_json::Value as Json;
 

@@ -1,7 +1,8 @@
-//! The files capability's settings (which paths guest-file-open may open in which modes, and which handle operations each command may use):
-//! how a policy narrows them (`apply`) and how a grant manifest or a
-//! policy's `[grant."…"]` table gives them (`grant`). Listed in the
-//! registry, `crate::policy::SETTINGS`.
+//! The files capability's settings (which paths guest-file-open may open in
+//! which modes, and which handle operations each command may use): how a policy
+//! narrows them (`apply`) and how a grant manifest or a policy's `[grant."…"]`
+//! table gives them (`grant`). Listed in the registry,
+//! `crate::policy::SETTINGS`.
 
 use serde_json::Value as Json;
 

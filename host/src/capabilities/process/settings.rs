@@ -1,7 +1,7 @@
-//! The process capability's settings (which programs guest-exec may run and which environment variables a request may set):
-//! how a policy narrows them (`apply`) and how a grant manifest or a
-//! policy's `[grant."…"]` table gives them (`grant`). Listed in the
-//! registry, `crate::policy::SETTINGS`.
+//! The process capability's settings (which programs guest-exec may run and
+//! which environment variables a request may set): how a policy narrows them
+//! (`apply`) and how a grant manifest or a policy's `[grant."…"]` table gives
+//! them (`grant`). Listed in the registry, `crate::policy::SETTINGS`.
 
 use serde_json::Value as Json;
 

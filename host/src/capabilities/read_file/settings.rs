@@ -1,6 +1,6 @@
-//! The read-file capability's settings (which exact files it may read, and how much per read):
-//! how a policy narrows them (`apply`) and how a grant manifest or a
-//! policy's `[grant."…"]` table gives them (`grant`). Listed in the
+//! The read-file capability's settings (which exact files it may read, and how
+//! much per read): how a policy narrows them (`apply`) and how a grant manifest
+//! or a policy's `[grant."…"]` table gives them (`grant`). Listed in the
 //! registry, `crate::policy::SETTINGS`.
 
 use std::path::PathBuf;

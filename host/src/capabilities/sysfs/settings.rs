@@ -1,7 +1,7 @@
 //! The sysfs capability's settings (which sysfs paths it may read and write):
-//! how a policy narrows them (`apply`) and how a grant manifest or a
-//! policy's `[grant."…"]` table gives them (`grant`). Listed in the
-//! registry, `crate::policy::SETTINGS`.
+//! how a policy narrows them (`apply`) and how a grant manifest or a policy's
+//! `[grant."…"]` table gives them (`grant`). Listed in the registry,
+//! `crate::policy::SETTINGS`.
 
 use serde_json::Value as Json;
 
