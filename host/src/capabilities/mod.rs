@@ -20,6 +20,7 @@ pub mod load_average;
 pub mod net_info;
 pub mod process;
 pub mod read_file;
+pub mod registry;
 pub mod resolve;
 pub mod setting;
 pub mod sysfs;
@@ -35,6 +36,8 @@ use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::runtime::limits::CallLimiter;
+
+pub use self::registry::{Capability, Pace};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -91,92 +94,6 @@ impl BlobData {
 }
 
 pub use self::qga::agent::types::QgaError;
-
-/// A capability interface of the WIT package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Capability {
-    Clock,
-    HostInfo,
-    ReadFile,
-    Freeze,
-    Trim,
-    FsStat,
-    Files,
-    Process,
-    Sysfs,
-    NetInfo,
-    Helper,
-    ClockSet,
-    AuthorizedKeys,
-    LoadAverage,
-}
-
-impl Capability {
-    pub const ALL: [Capability; 14] = [
-        Capability::Clock,
-        Capability::HostInfo,
-        Capability::ReadFile,
-        Capability::Freeze,
-        Capability::Trim,
-        Capability::FsStat,
-        Capability::Files,
-        Capability::Process,
-        Capability::Sysfs,
-        Capability::NetInfo,
-        Capability::Helper,
-        Capability::ClockSet,
-        Capability::AuthorizedKeys,
-        Capability::LoadAverage,
-    ];
-
-    /// The interface's name as a component imports it.
-    pub fn interface(self) -> &'static str {
-        match self {
-            Capability::Clock => "qga:agent/clock",
-            Capability::HostInfo => "qga:agent/host-info",
-            Capability::ReadFile => "qga:agent/read-file",
-            Capability::Freeze => "qga:agent/freeze",
-            Capability::Trim => "qga:agent/trim",
-            Capability::FsStat => "qga:agent/fs-stat",
-            Capability::Files => "qga:agent/files",
-            Capability::Process => "qga:agent/process",
-            Capability::Sysfs => "qga:agent/sysfs",
-            Capability::NetInfo => "qga:agent/net-info",
-            Capability::Helper => "qga:agent/helper",
-            Capability::ClockSet => "qga:agent/clock-set",
-            Capability::AuthorizedKeys => "qga:agent/authorized-keys",
-            Capability::LoadAverage => "qga:agent/load-average",
-        }
-    }
-
-    pub fn from_interface(name: &str) -> Option<Capability> {
-        Capability::ALL.into_iter().find(|c| c.interface() == name)
-    }
-
-    /// Link this capability's host implementation.
-    pub fn add_to_linker(self, linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
-        match self {
-            Capability::Clock => qga::agent::clock::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::HostInfo => qga::agent::host_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::ReadFile => qga::agent::read_file::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Freeze => qga::agent::freeze::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Trim => qga::agent::trim::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::FsStat => qga::agent::fs_stat::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Files => qga::agent::files::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Process => qga::agent::process::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Sysfs => qga::agent::sysfs::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::NetInfo => qga::agent::net_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Helper => qga::agent::helper::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::ClockSet => qga::agent::clock_set::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::AuthorizedKeys => {
-                qga::agent::authorized_keys::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
-            }
-            Capability::LoadAverage => {
-                qga::agent::load_average::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
-            }
-        }
-    }
-}
 
 /// A directory made visible to the handler through WASI.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,16 +213,10 @@ impl Grant {
     }
 
     pub fn prompt_capabilities(&self) -> bool {
-        // Freeze without a mount point can only read the frozen state.
-        let quick = |c: &Capability| match c {
-            Capability::Clock
-            | Capability::HostInfo
-            | Capability::NetInfo
-            | Capability::Sysfs
-            | Capability::LoadAverage
-            | Capability::ReadFile => true,
-            Capability::Freeze => self.mounts.is_empty(),
-            _ => false,
+        let quick = |c: &Capability| match c.pace() {
+            Pace::Quick => true,
+            Pace::QuickWithoutMounts => self.mounts.is_empty(),
+            Pace::Blocking => false,
         };
         self.capabilities.iter().all(quick)
             && self.sysfs_write.is_empty()
