@@ -4,7 +4,8 @@
 //! (`qga_engine::config`, here with Cranelift) and embeds the artifacts:
 //! `$OUT_DIR/embedded.rs` lists ``EmbeddedFamily { family, sha256, artifact:
 //! include_bytes!(<family>.cwasm), wasm }``, the `.wasm` only in a build with the `compiler` feature (its
-//! fallback when an artifact does not load). Test fixtures are built too but
+//! fallback when an artifact does not load), and `$OUT_DIR/manifests.rs`
+//! each family's grant manifest (`handlers/<family>/grants.toml`). Test fixtures are built too but
 //! only exposed to tests, as `QGA_TEST_FIXTURES` (a directory of
 //! `<family>.wasm` and `<family>.cwasm`, pinned by the policy lines in
 //! `QGA_TEST_FIXTURE_PINS`).
@@ -100,6 +101,23 @@ fn main() {
     }
     embedded.push_str("];\n");
     std::fs::write(out.join("embedded.rs"), embedded).expect("write embedded.rs");
+    // Each family's grant manifest, beside its handler: the only grants the
+    // agent trusts (`policy::manifests`).
+    let mut manifests = String::from("pub const MANIFESTS: &[(&str, &str)] = &[\n");
+    for family in FAMILIES {
+        let path = handlers.join(family).join("grants.toml");
+        assert!(
+            path.is_file(),
+            "family {family} has no grant manifest {}",
+            path.display()
+        );
+        manifests.push_str(&format!(
+            "    ({family:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    manifests.push_str("];\n");
+    std::fs::write(out.join("manifests.rs"), manifests).expect("write manifests.rs");
 
     let fixtures = out.join("fixtures");
     std::fs::create_dir_all(&fixtures).expect("create fixtures dir");

@@ -79,3 +79,128 @@ fn an_out_of_tree_family_loads_and_answers() {
         r#"{"error": {"class": "GenericError", "desc": "Invalid parameter type for 'name', expected: string"}}"#
     );
 }
+
+/// The operator's path for a custom command that needs the system: the
+/// policy grants it one file (`[grant."…"]`, per command); it reads that
+/// file and nothing else, not even the file beside it. Without the grant
+/// it reads nothing; `qga policy check` says what the grant allows.
+#[test]
+fn a_custom_command_granted_one_file_reads_it_and_nothing_else() {
+    let wasm = build_example();
+    let handlers = Scratch::new("handlers-grant");
+    let digest = artifacts::install(&handlers.0, "hello", &std::fs::read(&wasm).unwrap());
+    let granted = handlers.path("granted.txt");
+    let beside = handlers.path("beside.txt");
+    std::fs::write(&granted, "granted text").unwrap();
+    std::fs::write(&beside, "secret text").unwrap();
+    let (granted, beside) = (granted.to_str().unwrap(), beside.to_str().unwrap());
+    let call = |path: &str| format!(r#"{{"execute": "guest-hello-file", "arguments": {{"path": "{path}"}}}}"#);
+
+    // Pinned but not granted: the command runs and reaches nothing.
+    let pin_only = handlers.path("pin-only.toml");
+    std::fs::write(&pin_only, artifacts::pin("hello", &digest)).unwrap();
+    {
+        let agent = Agent::qga(&[
+            "--handlers",
+            handlers.0.to_str().unwrap(),
+            "--policy",
+            pin_only.to_str().unwrap(),
+        ]);
+        let mut client = agent.connect();
+        let reply = client.call(&call(granted));
+        assert!(
+            reply.contains("permission denied: guest-hello-file is not granted qga:agent/read-file"),
+            "{reply}"
+        );
+    }
+
+    let policy = handlers.path("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\n[grant.\"guest-hello-file\"]\ncapabilities = [\"read-file\"]\nread-file.paths = [\"{granted}\"]\n",
+            artifacts::pin("hello", &digest)
+        ),
+    )
+    .unwrap();
+    let check = Command::new(support::qga_binary())
+        .args(["policy", "check"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        text.contains("grant guest-hello-file (") && text.contains("): qga:agent/read-file\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("  read-file.paths = [\"{granted}\"]\n")),
+        "{text}"
+    );
+
+    let explain = Command::new(support::qga_binary())
+        .args(["policy", "explain", "guest-hello-file", "--policy"])
+        .arg(&policy)
+        .arg("--handlers")
+        .arg(&handlers.0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        explain.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+    assert!(
+        text.contains(&format!("grant from: policy [grant] table ({}:4)\n", policy.display())),
+        "{text}"
+    );
+    assert!(text.contains("granted:    read-file\n"), "{text}");
+    let agent = Agent::qga(&[
+        "--handlers",
+        handlers.0.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    let mut client = agent.connect();
+    assert_eq!(client.call(&call(granted)), r#"{"return": "granted text"}"#);
+    let reply = client.call(&call(beside));
+    assert_eq!(
+        reply,
+        format!(
+            r#"{{"error": {{"class": "GenericError", "desc": "guest-hello-file: permission denied: guest-hello-file may not read {beside}"}}}}"#
+        )
+    );
+    assert!(!reply.contains("secret"), "{reply}");
+    // The grant is this command's only: its siblings still hold nothing.
+    assert!(client.call(r#"{"execute": "guest-hello"}"#).contains("Hello, world!"));
+}
+
+/// A policy cannot widen a shipped command: `[grant."…"]` for a command an
+/// embedded manifest names is refused with the reason.
+#[test]
+fn a_policy_cannot_grant_a_command_a_manifest_covers() {
+    let scratch = Scratch::new("grant-refused");
+    let policy = scratch.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "[grant.\"guest-get-osinfo\"]\nread-file.paths = [\"/etc/shadow\"]\n",
+    )
+    .unwrap();
+    let check = Command::new(support::qga_binary())
+        .args(["policy", "check"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        err.contains("policy.toml:1: guest-get-osinfo is granted by the system-info family's manifest"),
+        "{err}"
+    );
+}

@@ -343,7 +343,7 @@ fn runtime_with(state: &Scratch, grants: &[(&str, Grant)]) -> Runtime {
 }
 
 fn narrowed(command: &str, mount: &str) -> Grant {
-    let mut g = Grant::builtin(command, &|_| None);
+    let mut g = qga::policy::manifests::builtin(command, &|_| None);
     g.mounts = vec![mount.to_owned()];
     g
 }
@@ -452,7 +452,7 @@ fn freeze_outside_the_grant_is_refused_before_any_hook() {
         rt.call("guest-fsfreeze-status", None).unwrap().unwrap().to_json(),
         r#""frozen""#
     );
-    let thaw = Grant::builtin("guest-fsfreeze-thaw", &|_| None);
+    let thaw = qga::policy::manifests::builtin("guest-fsfreeze-thaw", &|_| None);
     assert!(thaw.allows_mount(fs.mnt()));
     assert_eq!(rt.call("guest-fsfreeze-thaw", None).unwrap().unwrap().to_json(), "1");
 }
@@ -464,7 +464,7 @@ fn freeze_and_thaw_need_a_mount_point_in_the_grant() {
     // thaw or run the hook. Here thaw and freeze-list are given such grants.
     let state = Scratch::new("rt");
     let no_mounts = |command: &str| {
-        let mut g = Grant::builtin(command, &|_| None);
+        let mut g = qga::policy::manifests::builtin(command, &|_| None);
         g.mounts.clear();
         g
     };
@@ -481,8 +481,12 @@ fn freeze_and_thaw_need_a_mount_point_in_the_grant() {
             format!("{command}: permission denied: {command} may not freeze or thaw: it is granted no mount point")
         );
     }
-    assert!(Grant::builtin("guest-fsfreeze-status", &|_| None).mounts.is_empty());
-    assert!(Grant::builtin("guest-fsfreeze-status", &|_| None).is_prompt());
+    assert!(
+        qga::policy::manifests::builtin("guest-fsfreeze-status", &|_| None)
+            .mounts
+            .is_empty()
+    );
+    assert!(qga::policy::manifests::builtin("guest-fsfreeze-status", &|_| None).is_prompt());
     assert_eq!(
         rt.call("guest-fsfreeze-status", None).unwrap().unwrap().to_json(),
         r#""thawed""#

@@ -169,7 +169,7 @@ fn policy_command(command: &PolicyCommand) -> ExitCode {
                     eprintln!("qga policy explain: no command {command} (see `qga policy audit`)");
                     return ExitCode::FAILURE;
                 };
-                let report = qga::policy_report::command_report(&state, &runtime, &families, policy.ungranted);
+                let report = qga::policy_report::command_report(&state, &runtime, &families, &policy);
                 if *json {
                     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
                 } else {
@@ -219,6 +219,7 @@ fn policy_command(command: &PolicyCommand) -> ExitCode {
                 policy.commands.len(),
                 policy.components.values().filter(|c| c.sha256.is_some()).count()
             );
+            print!("{}", qga::policy_report::grants_text(&policy));
             ExitCode::SUCCESS
         }
     }

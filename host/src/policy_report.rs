@@ -5,7 +5,8 @@
 //! [...]}`; each command has `name`, `enabled`, `decision` ("allow", "deny",
 //! "disabled"), `rule`, `native`, `component` (`{"family", "sha256"}` or
 //! null), `imports` (capability interfaces the component imports),
-//! `granted`, `imported-not-granted`, `constraints` (every setting of
+//! `granted`, `grant-source` (the manifest or policy table the grant comes
+//! from), `imported-not-granted`, `constraints` (every setting of
 //! [`crate::policy::SETTINGS`] but `capabilities`, as effective for the
 //! command), and `grant-error` when the grant cannot be computed.
 //! `families` lists each loaded family: `family`, `source` ("embedded" or
@@ -20,13 +21,13 @@ use crate::runtime::{FamilyInfo, Runtime};
 
 pub const FORMAT: u64 = 1;
 
+/// How `granted` names the WASI filesystem of a command with preopens
+/// (their paths are the `wasi.preopens` constraint).
+pub const WASI_FILESYSTEM: &str = "wasi:filesystem";
+
 /// One command's full report.
-pub fn command_report(
-    state: &CommandState,
-    runtime: &Runtime,
-    families: &[FamilyInfo],
-    ungranted_mode: Ungranted,
-) -> Json {
+pub fn command_report(state: &CommandState, runtime: &Runtime, families: &[FamilyInfo], policy: &Policy) -> Json {
+    let ungranted_mode = policy.ungranted;
     let family = families.iter().find(|f| f.commands.contains(&state.name));
     let (decision, rule) = match state.disabled_by {
         Some(flag) => ("disabled", flag.to_owned()),
@@ -56,12 +57,22 @@ pub fn command_report(
     );
     let mut constraints = Map::new();
     let mut granted: Vec<String> = Vec::new();
-    if family.is_some() {
+    if let Some(f) = family {
+        m.insert(
+            "grant-source".into(),
+            Json::from(policy.grant_source(Some(&f.family), &state.name).to_string()),
+        );
         match runtime.grant(&state.name) {
             Ok(grant) => {
                 granted = grant.capabilities.iter().map(|c| c.interface().to_owned()).collect();
+                // A WASI preopen is a grant too: the filesystem it reaches.
+                if !grant.preopens.is_empty() {
+                    granted.push(WASI_FILESYSTEM.to_owned());
+                }
                 for setting in SETTINGS.iter().filter(|s| s.key != "capabilities") {
-                    constraints.insert(setting.key.into(), (setting.show)(&grant));
+                    if let Some(show) = setting.show {
+                        constraints.insert(setting.key.into(), show(&grant));
+                    }
                 }
             }
             Err(e) => {
@@ -108,13 +119,31 @@ fn policy_summary(policy: &Policy) -> Json {
     })
 }
 
+/// Where a command's row goes: grouped by family, predictably. First the
+/// commands the host answers itself, then each family in load order (the
+/// embedded ones as built, then those from `--handlers`) with its commands
+/// in the order the component exports them, last the commands no loaded
+/// component runs, by name.
+fn row_order(state: &CommandState, families: &[FamilyInfo]) -> (usize, usize, String) {
+    if state.native {
+        return (0, 0, state.name.clone());
+    }
+    for (i, f) in families.iter().enumerate() {
+        if let Some(j) = f.commands.iter().position(|c| *c == state.name) {
+            return (1 + i, j, String::new());
+        }
+    }
+    (1 + families.len(), 0, state.name.clone())
+}
+
 /// `qga policy audit --json`.
 pub fn audit_json(policy: &Policy, dispatcher: &Dispatcher, runtime: &Runtime) -> Json {
     let families = runtime.families();
-    let commands: Vec<Json> = dispatcher
-        .describe()
+    let mut states = dispatcher.describe();
+    states.sort_by_key(|state| row_order(state, &families));
+    let commands: Vec<Json> = states
         .iter()
-        .map(|state| command_report(state, runtime, &families, policy.ungranted))
+        .map(|state| command_report(state, runtime, &families, policy))
         .collect();
     let families: Vec<Json> = families
         .iter()
@@ -185,7 +214,7 @@ pub fn audit_table(report: &Json) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    let preopens: Vec<String> = report["commands"]
+    let preopens: Vec<(String, String)> = report["commands"]
         .as_array()
         .into_iter()
         .flatten()
@@ -202,12 +231,20 @@ pub fn audit_table(report: &Json) -> String {
                 })
                 .collect();
             let name = c["name"].as_str().unwrap_or("");
-            (!dirs.is_empty()).then(|| format!("{name}  {}\n", dirs.join(" ")))
+            (!dirs.is_empty()).then(|| (name.to_owned(), dirs.join(" ")))
         })
         .collect();
     if !preopens.is_empty() {
-        out.push_str("\nCOMMAND  WASI-PREOPENS\n");
-        out.extend(preopens);
+        let w = preopens
+            .iter()
+            .map(|(n, _)| n.len())
+            .max()
+            .unwrap_or(0)
+            .max("COMMAND".len());
+        out.push_str(&format!("\n{:<w$}  WASI-PREOPENS\n", "COMMAND"));
+        for (name, dirs) in preopens {
+            out.push_str(&format!("{name:<w$}  {dirs}\n"));
+        }
     }
     out.push_str("\nFAMILY@SHA256  SOURCE  SIGNER\n");
     for f in report["families"].as_array().into_iter().flatten() {
@@ -244,6 +281,9 @@ pub fn explain_text(c: &Json) -> String {
     out.push_str(&format!("component:  {component}\n"));
     out.push_str(&format!("imports:    {}\n", list(&c["imports"])));
     out.push_str(&format!("granted:    {}\n", list(&c["granted"])));
+    if let Some(source) = c["grant-source"].as_str() {
+        out.push_str(&format!("grant from: {source}\n"));
+    }
     out.push_str(&format!("ungranted:  {}\n", list(&c["imported-not-granted"])));
     if let Some(e) = c["grant-error"].as_str() {
         out.push_str(&format!("grant error: {e}\n"));
@@ -254,6 +294,41 @@ pub fn explain_text(c: &Json) -> String {
         out.push_str("constraints:\n");
         for (k, v) in constraints {
             out.push_str(&format!("  {k} = {v}\n"));
+        }
+    }
+    out
+}
+
+/// `qga policy check`: what each `[grant."…"]` table of `policy` allows,
+/// as effective after the policy's narrowing: the capabilities, then every
+/// setting that differs from a command granted nothing.
+pub fn grants_text(policy: &Policy) -> String {
+    use crate::policy::manifests;
+    let nothing = manifests::ungranted();
+    let mut out = String::new();
+    for (command, rule) in &policy.grants {
+        let granted = manifests::give(&rule.settings, &|_| None).and_then(|g| policy.grant(command, g));
+        match granted {
+            Ok(grant) => {
+                let caps: Vec<&str> = grant.capabilities.iter().map(|c| c.interface()).collect();
+                out.push_str(&format!(
+                    "grant {command} ({}): {}\n",
+                    rule.origin,
+                    if caps.is_empty() {
+                        "no capability".to_owned()
+                    } else {
+                        caps.join(", ")
+                    }
+                ));
+                for setting in SETTINGS.iter().filter(|s| s.key != "capabilities") {
+                    if let Some(show) = setting.show
+                        && show(&grant) != show(&nothing)
+                    {
+                        out.push_str(&format!("  {} = {}\n", setting.key, show(&grant)));
+                    }
+                }
+            }
+            Err(e) => out.push_str(&format!("grant {command} ({}): error: {e}\n", rule.origin)),
         }
     }
     out

@@ -395,7 +395,12 @@ impl Runtime {
     /// The effective grant of a command (built-in or configured, narrowed by
     /// the policy), or why it has none.
     pub fn grant(&self, command: &str) -> Result<Grant, String> {
-        self.current().grant_for(command)
+        let inner = self.current();
+        let family = inner
+            .by_command
+            .get(command)
+            .map(|&i| inner.families[i].source.family.as_str());
+        inner.grant_for(family, command)
     }
 
     /// The sha256 of the component that runs `command`.
@@ -682,10 +687,16 @@ impl Inner {
         ))
     }
 
-    fn grant_for(&self, command: &str) -> Result<Grant, String> {
+    /// The grant of `command` run by `family` (None: not loaded): the
+    /// runtime's override, or the embedded manifest's or the policy's
+    /// grant ([`Policy::base_grant`]), narrowed by the policy.
+    fn grant_for(&self, family: Option<&str>, command: &str) -> Result<Grant, String> {
         let base = match self.config.grants.get(command) {
             Some(g) => g.clone(),
-            None => Grant::builtin(command, &|k| std::env::var(k).ok()),
+            None => self
+                .config
+                .policy
+                .base_grant(family, command, &|k| std::env::var(k).ok())?,
         };
         self.config.policy.grant(command, base)
     }
@@ -736,7 +747,7 @@ impl Inner {
             let export = component
                 .get_export_index(Some(&iface_index), name)
                 .ok_or_else(|| format!("missing export {name}"))?;
-            let prepared = self.grant_for(name).and_then(|grant| {
+            let prepared = self.grant_for(Some(&family.source.family), name).and_then(|grant| {
                 let grant = Arc::new(grant);
                 let linker = self
                     .linker(&component, name, &grant)
@@ -762,8 +773,14 @@ impl Inner {
     /// permission-denied stubs for everything else the component imports.
     fn linker(&self, component: &Component, command: &str, grant: &Grant) -> wasmtime::Result<Linker<CallCtx>> {
         let mut linker: Linker<CallCtx> = Linker::new(&self.engine);
-        // Every WASI interface but sockets (see wasi.rs).
-        wasi::add_to_linker(&mut linker)?;
+        // The WASI interfaces the grant names (see wasi.rs): the filesystem
+        // only with preopens; never sockets.
+        wasi::add_base_to_linker(&mut linker)?;
+        if grant.preopens.is_empty() {
+            wasi::stub_filesystem(&mut linker, &self.engine, component, command)?;
+        } else {
+            wasi::add_filesystem_to_linker(&mut linker)?;
+        }
         crate::capabilities::add_types_to_linker(&mut linker)?;
         for cap in &grant.capabilities {
             cap.add_to_linker(&mut linker)?;

@@ -126,14 +126,20 @@ fn file_and_exec_commands_hold_only_their_own_capability() {
         "guest-file-seek",
         "guest-file-flush",
     ] {
-        let caps: Vec<Capability> = Grant::builtin(c, &env).capabilities.into_iter().collect();
+        let caps: Vec<Capability> = qga::policy::manifests::builtin(c, &env)
+            .capabilities
+            .into_iter()
+            .collect();
         assert_eq!(caps, [Capability::Files], "{c}");
     }
     for c in ["guest-exec", "guest-exec-status"] {
-        let caps: Vec<Capability> = Grant::builtin(c, &env).capabilities.into_iter().collect();
+        let caps: Vec<Capability> = qga::policy::manifests::builtin(c, &env)
+            .capabilities
+            .into_iter()
+            .collect();
         assert_eq!(caps, [Capability::Process], "{c}");
     }
     // The read can carry 48 MiB (64 MiB of base64) through the sandbox.
-    let read = Grant::builtin("guest-file-read", &env);
+    let read = qga::policy::manifests::builtin("guest-file-read", &env);
     assert!(read.memory_bytes >= 80 << 20 && read.reply_limit >= (64 << 20) + 100);
 }

@@ -49,7 +49,7 @@ fn each_builtin_grant_denies_what_its_command_does_not_need() {
         "guest-get-osinfo",
         "guest-get-users",
     ] {
-        let builtin = Grant::builtin(command, &no_env);
+        let builtin = qga::policy::manifests::builtin(command, &no_env);
         // The fixture's handlers run under exactly this command's grant.
         let rt = runtime(&format!("builtin-{command}"), "", |c| {
             c.grants.insert("fixture-read".into(), builtin.clone());
@@ -150,4 +150,40 @@ fn refuse_mode_keeps_a_command_with_ungranted_imports_from_loading() {
         "{err}"
     );
     assert!(err.ends_with("which fixture-version is not granted (policy: ungranted-imports = \"refuse\")"));
+}
+
+fn probe(rt: &Runtime, path: &str) -> Result<Option<Value>, String> {
+    rt.call("fixture-fs-probe", Some(&Dict::new().with("path", path)))
+        .map_err(|e| e.desc)
+}
+
+/// WASI is linked per grant: a command granted no preopen gets stubs of
+/// wasi:filesystem (no directory at all), so a hostile handler listing a
+/// directory reaches nothing; the same probe in a command whose grant holds
+/// a preopen of that directory lists it (positive control).
+#[test]
+fn the_wasi_filesystem_is_linked_only_for_a_grant_with_preopens() {
+    let dir = state_dir("fs-probe-tree");
+    std::fs::write(dir.join("a"), "1").unwrap();
+    std::fs::write(dir.join("b"), "2").unwrap();
+    let d = dir.to_str().unwrap().to_owned();
+
+    let rt = runtime("fs-probe-none", "", |_| {});
+    let err = probe(&rt, &d).unwrap_err();
+    assert!(err.starts_with(&format!("cannot list {d}: ")), "{err}");
+    assert!(probe(&rt, "/").is_err());
+    assert!(probe(&rt, "/etc").is_err());
+
+    let rt = runtime("fs-probe-granted", "", |c| {
+        let mut g = Grant::none();
+        g.preopens.push(qga::capabilities::Preopen {
+            host: dir.clone(),
+            guest: d.clone(),
+            writable: false,
+        });
+        c.grants.insert("fixture-fs-probe".into(), g);
+    });
+    assert_eq!(probe(&rt, &d), Ok(Some(Value::Str("a\nb".into()))));
+    // Only the preopened tree.
+    assert!(probe(&rt, "/etc").is_err());
 }

@@ -139,7 +139,8 @@ fn osinfo_honours_qga_os_release_like_qemu_ga() {
             return;
         };
         let p = path.to_string_lossy().into_owned();
-        let grant = Grant::builtin("guest-get-osinfo", &|k| (k == "QGA_OS_RELEASE").then(|| p.clone()));
+        let grant =
+            qga::policy::manifests::builtin("guest-get-osinfo", &|k| (k == "QGA_OS_RELEASE").then(|| p.clone()));
         let rt = runtime(&format!("osr{i}"), &[("guest-get-osinfo", grant)]);
         assert_eq!(
             ours(&rt, "guest-get-osinfo"),
@@ -153,7 +154,7 @@ fn osinfo_honours_qga_os_release_like_qemu_ga() {
         return;
     };
     let p = missing.to_string_lossy().into_owned();
-    let grant = Grant::builtin("guest-get-osinfo", &|k| (k == "QGA_OS_RELEASE").then(|| p.clone()));
+    let grant = qga::policy::manifests::builtin("guest-get-osinfo", &|k| (k == "QGA_OS_RELEASE").then(|| p.clone()));
     let rt = runtime("osr-missing", &[("guest-get-osinfo", grant)]);
     assert_eq!(ours(&rt, "guest-get-osinfo"), ga.ask("guest-get-osinfo"));
 }

@@ -22,6 +22,7 @@ mod component {
     });
 
     use exports::qga::agent::hello::{Greeting, Guest};
+    use qga::agent::read_file::{self, ReadError};
     use qga::agent::types::QgaError;
 
     struct Hello;
@@ -34,6 +35,16 @@ mod component {
 
         fn guest_count_words(text: String) -> Result<u64, QgaError> {
             super::count_words(&text).map_err(|desc| QgaError { desc })
+        }
+
+        // A path the grant does not name never returns: the host fails the
+        // call with a permission error.
+        fn guest_hello_file(path: String) -> Result<String, QgaError> {
+            match read_file::read(&path) {
+                Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                Err(ReadError::NotFound) => Err(QgaError { desc: format!("{path}: no such file") }),
+                Err(ReadError::Other(desc)) => Err(QgaError { desc }),
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! file in ~/.ssh, then rename) and given to the user (0700 directory,
 //! 0600 file, as qemu-ga leaves them).
 
+pub mod settings;
 mod sys;
 
 use super::qga::agent::authorized_keys::{Account, Host};
@@ -81,7 +82,7 @@ mod tests {
     #[test]
     fn default_is_any_user_and_a_policy_can_narrow_it() {
         let env = |_: &str| None;
-        let mut g = Grant::builtin("guest-ssh-add-authorized-keys", &env);
+        let mut g = crate::policy::manifests::builtin("guest-ssh-add-authorized-keys", &env);
         assert!(may_touch(&g, "root"));
         assert!(may_touch(&g, "qgatest"));
         g.ssh_users = Some(vec!["qgatest".to_owned()]);

@@ -12,6 +12,7 @@
 //! its open mode; reads and writes on a handle whose mode does not allow
 //! them fail with EBADF's text, as qemu-ga's do.
 
+pub mod settings;
 mod sys;
 
 use std::collections::HashMap;

@@ -9,6 +9,7 @@
 //! on. A helper runs at most the command's deadline; then its session is
 //! killed and the call fails, so a hung helper cannot hold a call slot.
 
+pub mod settings;
 mod sys;
 
 use super::qga::agent::helper::{ExitStatus, Host, SpawnError};
@@ -105,12 +106,12 @@ mod tests {
     #[test]
     fn only_listed_vectors_run() {
         let env = |_: &str| None;
-        let g = Grant::builtin("guest-set-user-password", &env);
+        let g = crate::policy::manifests::builtin("guest-set-user-password", &env);
         assert!(may_run(&g, "chpasswd", &[]));
         assert!(may_run(&g, "chpasswd", &["-e".to_owned()]));
         assert!(!may_run(&g, "chpasswd", &["-c".to_owned(), "x".to_owned()]));
         assert!(!may_run(&g, "/bin/sh", &[]));
-        let g = Grant::builtin("guest-shutdown", &env);
+        let g = crate::policy::manifests::builtin("guest-shutdown", &env);
         let args = |f: &str| {
             ["-h", f, "+0", "hypervisor initiated shutdown"]
                 .map(str::to_owned)
@@ -120,6 +121,10 @@ mod tests {
         assert!(may_run(&g, "/sbin/shutdown", &args("-r")));
         assert!(!may_run(&g, "/sbin/shutdown", &args("-c")));
         assert!(!may_run(&g, "chpasswd", &[]));
-        assert!(Grant::builtin("guest-network-get-interfaces", &env).helpers.is_empty());
+        assert!(
+            crate::policy::manifests::builtin("guest-network-get-interfaces", &env)
+                .helpers
+                .is_empty()
+        );
     }
 }

@@ -13,6 +13,7 @@
 //! captured for all of them together, so that a spawn loop (a hostile
 //! handler, or a client that never asks) cannot exhaust the guest.
 
+pub mod settings;
 mod sys;
 
 use std::io::{Read, Write};

@@ -1,5 +1,6 @@
 //! `qga:agent/read-file`: whole files, exactly those the grant names.
 
+pub mod settings;
 mod sys;
 
 use std::path::Path;

@@ -6,6 +6,7 @@
 //! One trailing `/` is dropped; a path with `.`, `..`, an empty component
 //! or a NUL never matches.
 
+pub mod settings;
 mod sys;
 
 use super::qga::agent::sysfs::{DirEntry, Host, OsError};
@@ -124,11 +125,11 @@ mod tests {
     #[test]
     fn builtin_write_grants_are_exactly_qemu_ga_files() {
         let env = |_: &str| None;
-        let g = Grant::builtin("guest-set-vcpus", &env);
+        let g = crate::policy::manifests::builtin("guest-set-vcpus", &env);
         assert!(may_write(&g, "/sys/devices/system/cpu/cpu1/online"));
         assert!(!may_write(&g, "/sys/devices/system/memory/memory1/state"));
         assert!(!may_write(&g, "/sys/power/state"));
-        let g = Grant::builtin("guest-set-memory-blocks", &env);
+        let g = crate::policy::manifests::builtin("guest-set-memory-blocks", &env);
         assert!(may_write(&g, "/sys/devices/system/memory/memory12/state"));
         assert!(!may_write(&g, "/sys/devices/system/cpu/cpu1/online"));
         for ro in [
@@ -139,9 +140,12 @@ mod tests {
             "guest-get-cpustats",
             "guest-suspend-hybrid",
         ] {
-            assert!(Grant::builtin(ro, &env).sysfs_write.is_empty(), "{ro}");
+            assert!(
+                crate::policy::manifests::builtin(ro, &env).sysfs_write.is_empty(),
+                "{ro}"
+            );
         }
-        let g = Grant::builtin("guest-suspend-ram", &env);
+        let g = crate::policy::manifests::builtin("guest-suspend-ram", &env);
         assert_eq!(g.sysfs_write, ["/sys/power/state"]);
     }
 }
