@@ -31,7 +31,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::capabilities::freeze::FreezeState;
 use crate::capabilities::{Blob, BlobData, CallCtx, Capability, Denied, Grant, HostState};
 use crate::convert::Signature;
-use crate::dispatch::{Backend, CommandSpec};
+use crate::dispatch::{Backend, CommandSpec, Generation};
 use crate::policy::{Policy, Ungranted};
 use crate::protocol::{ErrorClass, QmpError};
 use crate::qobject::{Dict, Value};
@@ -169,7 +169,7 @@ struct Loaded {
 
 struct Prepared {
     command: Arc<str>,
-    /// Runs on the event loop ([`Backend::is_prompt`]): decided at load.
+    /// Runs on the event loop ([`Generation::is_prompt`]): decided at load.
     prompt: bool,
     pre: InstancePre<CallCtx>,
     export: ComponentExportIndex,
@@ -184,10 +184,14 @@ struct Family {
     loaded: OnceLock<Result<Arc<Loaded>, String>>,
 }
 
-/// One generation of the runtime: the families and the config they were
-/// loaded with. A reload builds a new one and swaps it in; calls in flight
-/// keep their `Arc` to the old one and finish there.
+/// One generation of the runtime: the policy (in `config`), the families
+/// and the grants they were linked with. A reload builds a new one and
+/// swaps it in one step; the dispatcher routes (allow/deny) and runs each
+/// request by one generation, and calls in flight keep their `Arc` to the
+/// old one and finish there.
 struct Inner {
+    /// Which generation: 1 at start, one more with every reload.
+    serial: u64,
     engine: Engine,
     families: Vec<Family>,
     by_command: HashMap<String, usize>,
@@ -236,6 +240,7 @@ impl Runtime {
             config.write_gate.clone(),
         ));
         let mut inner = Inner {
+            serial: 1,
             state,
             engine: engine.clone(),
             families: Vec::new(),
@@ -274,6 +279,7 @@ impl Runtime {
         let old = self.current();
         let candidates = sources::read(&config)?;
         let mut next = Inner {
+            serial: old.serial + 1,
             engine: old.engine.clone(),
             families: Vec::new(),
             by_command: HashMap::new(),
@@ -364,11 +370,7 @@ impl Runtime {
     /// first, then the handlers directory by file name), each in its
     /// interface's order.
     pub fn commands(&self) -> Vec<CommandSpec> {
-        self.current()
-            .families
-            .iter()
-            .flat_map(|f| f.commands.iter().cloned())
-            .collect()
+        Generation::commands(&*self.current())
     }
 
     /// The host state shared by every call (open files, children): hand it
@@ -400,11 +402,7 @@ impl Runtime {
 
     /// The sha256 of the component that runs `command`.
     pub fn digest_of(&self, command: &str) -> Option<String> {
-        let inner = self.current();
-        inner
-            .by_command
-            .get(command)
-            .map(|&i| inner.families[i].source.digest.clone())
+        Generation::digest(&*self.current(), command)
     }
 
     /// Load (or compile) every family now; the first error.
@@ -419,27 +417,58 @@ impl Runtime {
         Ok(())
     }
 
-    /// Run one command in a fresh instance. Blocking.
+    /// Run one command in a fresh instance, on the live generation. Blocking.
     pub fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
-        let inner = self.current();
-        // The generation's own policy decides as well: the dispatcher's
-        // table and this generation switch at slightly different moments on
-        // a reload, and a request routed by an older table must not run
-        // under a newer policy that denies it.
-        let decision = inner.config.policy.decide(command);
+        self.current().call(command, arguments)
+    }
+
+    /// The live generation's serial: 1 at start, one more per reload.
+    pub fn serial(&self) -> u64 {
+        self.current().serial
+    }
+}
+
+impl Backend for Runtime {
+    fn generation(&self) -> Arc<dyn Generation> {
+        self.current()
+    }
+
+    fn freeze_gate(&self) -> crate::dispatch::FreezeGate {
+        self.current().freeze.gate()
+    }
+}
+
+impl Generation for Inner {
+    fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    fn policy(&self) -> Option<&Policy> {
+        Some(&self.config.policy)
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        self.families.iter().flat_map(|f| f.commands.iter().cloned()).collect()
+    }
+
+    /// Run one command in a fresh instance. Blocking.
+    fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
+        // The dispatcher decided by this same generation's policy; a direct
+        // caller (tests, tools) gets the same decision here.
+        let decision = self.config.policy.decide(command);
         if !decision.allowed {
             return Err(QmpError::generic(format!(
                 "Command {command} is denied by policy rule {}",
                 decision.rule
             )));
         }
-        let Some(&family) = inner.by_command.get(command) else {
+        let Some(&family) = self.by_command.get(command) else {
             return Err(QmpError {
                 class: ErrorClass::CommandNotFound,
                 desc: format!("The command {command} has not been found"),
             });
         };
-        let loaded = inner
+        let loaded = self
             .load(family)
             .map_err(|reason| QmpError::generic(format!("{command}: handler unavailable: {reason}")))?;
         let prepared = match loaded.commands.get(command) {
@@ -450,38 +479,25 @@ impl Runtime {
             None => return Err(QmpError::generic(format!("{command}: handler unavailable"))),
         };
         let params = prepared.signature.params_from_json(arguments)?;
-        let _active = inner.ticker.enter();
-        inner.run(prepared, &params)
-    }
-}
-
-impl Backend for Runtime {
-    fn commands(&self) -> Vec<CommandSpec> {
-        Runtime::commands(self)
-    }
-
-    fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
-        Runtime::call(self, command, arguments)
+        let _active = self.ticker.enter();
+        self.run(prepared, &params)
     }
 
     fn digest(&self, command: &str) -> Option<String> {
-        self.digest_of(command)
+        self.by_command
+            .get(command)
+            .map(|&i| self.families[i].source.digest.clone())
     }
 
     fn is_prompt(&self, command: &str) -> bool {
-        let inner = self.current();
-        let Some(&family) = inner.by_command.get(command) else {
+        let Some(&family) = self.by_command.get(command) else {
             return false;
         };
         // Only once compiled: a first call may compile, which is not prompt.
-        match inner.families[family].loaded.get() {
+        match self.families[family].loaded.get() {
             Some(Ok(loaded)) => matches!(loaded.commands.get(command), Some(Ok(p)) if p.prompt),
             _ => false,
         }
-    }
-
-    fn freeze_gate(&self) -> crate::dispatch::FreezeGate {
-        self.current().freeze.gate()
     }
 }
 
