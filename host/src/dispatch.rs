@@ -542,13 +542,23 @@ impl Dispatcher {
         {
             return result;
         }
-        let slot = self.calls.acquire().await.expect("semaphore never closed");
+        let slot = self
+            .calls
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         let owned = name.to_owned();
         let args = args.cloned();
-        let result = tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
-            .await
-            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))));
-        drop(slot);
+        let calls = self.calls.clone();
+        // The call holds its slot on its thread; a blocking host call steps
+        // out of it meanwhile (crate::call_slot).
+        let result = tokio::task::spawn_blocking(move || {
+            let _slot = crate::call_slot::hold(calls, slot);
+            backend.call(&owned, args.as_ref())
+        })
+        .await
+        .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))));
         self.after_call();
         result
     }

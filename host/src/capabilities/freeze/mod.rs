@@ -398,10 +398,13 @@ impl Host for CallCtx {
     fn freeze(&mut self, mountpoints: Option<Vec<String>>) -> wasmtime::Result<Result<i64, QgaError>> {
         self.require_mounts()?;
         let grant = self.grant.clone();
-        match self
-            .freeze
-            .freeze(&self.command, mountpoints.as_deref(), &|m| grant.allows_mount(m))
-        {
+        // The hook and FIFREEZE run to completion, out of the call's slot.
+        let frozen = {
+            let _out = crate::call_slot::step_out();
+            self.freeze
+                .freeze(&self.command, mountpoints.as_deref(), &|m| grant.allows_mount(m))
+        };
+        match frozen {
             Ok(n) => Ok(Ok(n)),
             Err(e) => qga_error(e),
         }
@@ -410,7 +413,13 @@ impl Host for CallCtx {
     fn thaw(&mut self) -> wasmtime::Result<Result<i64, QgaError>> {
         self.require_mounts()?;
         let grant = self.grant.clone();
-        match self.freeze.thaw(&|m| grant.allows_mount(m)) {
+        // Waits for a freeze in progress (its hook), then FITHAWs and runs
+        // the hook: out of the call's slot.
+        let thawed = {
+            let _out = crate::call_slot::step_out();
+            self.freeze.thaw(&|m| grant.allows_mount(m))
+        };
+        match thawed {
             Ok(n) => Ok(Ok(n)),
             Err(e) => qga_error(e),
         }

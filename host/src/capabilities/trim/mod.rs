@@ -32,7 +32,13 @@ impl Host for CallCtx {
             Ok(f) => f,
             Err(e) => return Ok(Err(TrimError::Open(io_strerror(&e)))),
         };
-        Ok(match sys::trim(&file, minimum) {
+        // FITRIM runs to completion (on a frozen filesystem it waits for
+        // the thaw), out of the call's slot.
+        let trimmed = {
+            let _out = crate::call_slot::step_out();
+            sys::trim(&file, minimum)
+        };
+        Ok(match trimmed {
             Ok(range) => Ok(Trimmed {
                 trimmed: range.len,
                 minimum: range.minlen,
