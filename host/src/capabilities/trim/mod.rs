@@ -20,12 +20,12 @@ impl Host for CallCtx {
         // on the very directory that matched.
         let found = match resolve::existing(Path::new(&mountpoint)) {
             Ok(found) => found,
-            Err(e) if self.grant.allows_mount(&resolve::text(&e.at)) => {
+            Err(e) if self.grant.allows_mount_path(&e.at) => {
                 return Ok(Err(TrimError::Open(io_strerror(&e.io()))));
             }
             Err(_) => return denied(),
         };
-        if !self.grant.allows_mount(&resolve::text(&found.path)) {
+        if !self.grant.allows_mount_path(&found.path) {
             return denied();
         }
         let file = match found.open(resolve::OFlag::O_RDONLY) {
