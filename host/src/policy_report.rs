@@ -65,7 +65,7 @@ pub fn command_report(
                 }
             }
             Err(e) => {
-                m.insert("grant-error".into(), Json::from(e));
+                m.insert("grant-error".into(), Json::from(e.to_string()));
             }
         }
     }

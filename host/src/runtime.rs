@@ -21,7 +21,7 @@ pub mod ticker;
 pub mod wasi;
 
 pub use engine::engine;
-pub use error::RuntimeError;
+pub use error::{LoadError, RuntimeError};
 #[cfg(feature = "compiler")]
 pub use loading::compile_artifact;
 pub use reload::ComponentEvent;
@@ -109,7 +109,7 @@ pub struct FamilyInfo {
 struct Loaded {
     /// A command whose grant or linking failed (ungranted-imports =
     /// "refuse") holds its reason: only that command is unavailable.
-    commands: HashMap<String, Result<Arc<Prepared>, String>>,
+    commands: HashMap<String, Result<Arc<Prepared>, LoadError>>,
 }
 
 struct Prepared {
@@ -126,7 +126,7 @@ struct Family {
     source: Source,
     commands: Vec<CommandSpec>,
     imports: Vec<String>,
-    loaded: OnceLock<Result<Arc<Loaded>, String>>,
+    loaded: OnceLock<Result<Arc<Loaded>, LoadError>>,
 }
 
 /// One generation of the runtime: the policy (in `config`), the families
@@ -235,7 +235,7 @@ impl Runtime {
 
     /// The effective grant of a command (built-in or configured, narrowed by
     /// the policy), or why it has none.
-    pub fn grant(&self, command: &str) -> Result<Grant, String> {
+    pub fn grant(&self, command: &str) -> Result<Grant, LoadError> {
         self.current().grant_for(command)
     }
 
@@ -248,7 +248,7 @@ impl Runtime {
     pub fn load_all(&self) -> Result<(), RuntimeError> {
         let inner = self.current();
         for (i, f) in inner.families.iter().enumerate() {
-            inner.load(i).map_err(|reason| RuntimeError::Compile {
+            inner.load(i).map_err(|reason| RuntimeError::Load {
                 family: f.source.family.clone(),
                 reason,
             })?;

@@ -12,7 +12,7 @@ use wasmtime::component::types::ComponentItem;
 
 use super::sources::{Bytes, Kind, Source};
 use super::sys;
-use super::{Family, Inner, Loaded, Prepared, RuntimeError, WAITING_WASI};
+use super::{Family, Inner, LoadError, Loaded, Prepared, RuntimeError, WAITING_WASI};
 use crate::capabilities::Grant;
 use crate::convert::Signature;
 use crate::dispatch::CommandSpec;
@@ -116,7 +116,7 @@ impl Inner {
 
     /// Compile and pre-instantiate a family now (hot swap loads everything
     /// before switching).
-    pub(super) fn preload(&self, family: &Family) -> Result<(), String> {
+    pub(super) fn preload(&self, family: &Family) -> Result<(), LoadError> {
         family
             .loaded
             .get_or_init(|| self.load_uncached(family).map(Arc::new))
@@ -124,14 +124,14 @@ impl Inner {
             .map(|_| ())
     }
 
-    pub(super) fn load(&self, family: usize) -> Result<Arc<Loaded>, String> {
+    pub(super) fn load(&self, family: usize) -> Result<Arc<Loaded>, LoadError> {
         self.families[family]
             .loaded
             .get_or_init(|| self.load_uncached(&self.families[family]).map(Arc::new))
             .clone()
     }
 
-    pub(super) fn component(&self, source: &Source) -> Result<Component, String> {
+    pub(super) fn component(&self, source: &Source) -> Result<Component, LoadError> {
         let lock = || self.compiled.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = lock().get(&source.digest) {
             return Ok(c.clone());
@@ -144,7 +144,7 @@ impl Inner {
 
     /// Whether a whole compiled artifact of `source` is on disk for this
     /// engine (a corrupt one is rebuilt at start, not at the first call).
-    pub(super) fn component_uncached(&self, source: &Source) -> Result<Component, String> {
+    pub(super) fn component_uncached(&self, source: &Source) -> Result<Component, LoadError> {
         match &source.kind {
             Kind::Embedded { wasm } => self.load_artifact(source).or_else(|e| match wasm {
                 Some(wasm) if cfg!(feature = "compiler") => {
@@ -156,18 +156,18 @@ impl Inner {
                 }
                 _ => Err(e),
             }),
-            Kind::Artifact(path) => self
-                .load_artifact(source)
-                .map_err(|e| format!("{e}; compile {} again with this agent's `qga compile`", path.display())),
+            Kind::Artifact(path) => self.load_artifact(source).map_err(|e| LoadError::Stale {
+                reason: Box::new(e),
+                path: path.clone(),
+            }),
             Kind::Wasm(_) => self.compile(source, &source.bytes),
         }
     }
 
     /// Map a verified artifact (embedded, or pinned by the policy).
-    pub(super) fn load_artifact(&self, source: &Source) -> Result<Component, String> {
-        let (_, compiled) = artifact::decode(&source.bytes).map_err(|e| e.to_string())?;
-        let component = sys::deserialize(&self.engine, compiled)
-            .map_err(|e| format!("cannot load the precompiled artifact: {e:#}"));
+    pub(super) fn load_artifact(&self, source: &Source) -> Result<Component, LoadError> {
+        let (_, compiled) = artifact::decode(&source.bytes).map_err(|e| LoadError::Artifact(e.to_string()))?;
+        let component = sys::deserialize(&self.engine, compiled).map_err(|e| LoadError::Map(format!("{e:#}")));
         if let Bytes::Embedded(embedded) = source.bytes {
             // Copied by `deserialize`: the binary's pages are not needed.
             sys::release_embedded_pages(embedded);
@@ -177,13 +177,12 @@ impl Inner {
 
     /// Compile `wasm` (`source`'s component) in memory.
     #[cfg(feature = "compiler")]
-    pub(super) fn compile(&self, _source: &Source, wasm: &[u8]) -> Result<Component, String> {
+    pub(super) fn compile(&self, _source: &Source, wasm: &[u8]) -> Result<Component, LoadError> {
         let payload = self
             .engine
             .precompile_component(wasm)
-            .map_err(|e| format!("cannot compile: {e:#}"))?;
-        let component =
-            sys::deserialize(&self.engine, &payload).map_err(|e| format!("cannot load compiled code: {e:#}"));
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let component = sys::deserialize(&self.engine, &payload).map_err(|e| LoadError::LoadCompiled(format!("{e:#}")));
         // Compiling leaves free heap behind: the idle agent should not keep it.
         sys::release_free_memory();
         component
@@ -192,34 +191,31 @@ impl Inner {
     /// Without the compiler, `verify` refuses every `.wasm`: never reached
     /// for one; an embedded artifact that does not load stays unavailable.
     #[cfg(not(feature = "compiler"))]
-    pub(super) fn compile(&self, source: &Source, _wasm: &[u8]) -> Result<Component, String> {
-        Err(format!(
-            "family {}: this agent has no compiler; run `qga compile` with a qga built with the compiler feature",
-            source.family
-        ))
+    pub(super) fn compile(&self, source: &Source, _wasm: &[u8]) -> Result<Component, LoadError> {
+        Err(LoadError::NoCompiler(source.family.clone()))
     }
 
-    pub(super) fn grant_for(&self, command: &str) -> Result<Grant, String> {
+    pub(super) fn grant_for(&self, command: &str) -> Result<Grant, LoadError> {
         let base = match self.config.grants.get(command) {
             Some(g) => g.clone(),
             None => Grant::builtin(command, &|k| std::env::var(k).ok()),
         };
-        self.config.policy.grant(command, base)
+        self.config.policy.grant(command, base).map_err(LoadError::Grant)
     }
 
-    pub(super) fn load_uncached(&self, family: &Family) -> Result<Loaded, String> {
+    pub(super) fn load_uncached(&self, family: &Family) -> Result<Loaded, LoadError> {
         let component = self.component(&family.source)?;
         let interface = format!("{PACKAGE}/{}", family.source.family);
         let iface_index = component
             .get_export_index(None, &interface)
-            .ok_or_else(|| format!("does not export {interface}"))?;
+            .ok_or_else(|| LoadError::NoExport(interface.clone()))?;
         let ty = component.component_type();
         let Some(ComponentItem::ComponentInstance(iface_ty)) = ty
             .exports(&self.engine)
             .find(|(n, _)| *n == interface)
             .map(|(_, item)| item.ty)
         else {
-            return Err(format!("export {interface} is not an interface"));
+            return Err(LoadError::NotInterface(interface));
         };
         let mut commands = HashMap::new();
         // A component that can wait through WASI (a timer, a socket) has no
@@ -249,18 +245,18 @@ impl Inner {
                 func.results(),
                 &type_names,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| LoadError::Signature(e.to_string()))?;
             let export = component
                 .get_export_index(Some(&iface_index), name)
-                .ok_or_else(|| format!("missing export {name}"))?;
+                .ok_or_else(|| LoadError::MissingExport(name.to_owned()))?;
             let prepared = self.grant_for(name).and_then(|grant| {
                 let grant = Arc::new(grant);
                 let linker = self
                     .linker(&component, name, &grant)
-                    .map_err(|e| format!("cannot link: {e:#}"))?;
+                    .map_err(|e| LoadError::Link(format!("{e:#}")))?;
                 let pre = linker
                     .instantiate_pre(&component)
-                    .map_err(|e| format!("cannot link: {e:#}"))?;
+                    .map_err(|e| LoadError::Link(format!("{e:#}")))?;
                 Ok(Arc::new(Prepared {
                     command: Arc::from(name),
                     prompt: grant.is_prompt() && !waits,

@@ -66,7 +66,7 @@ impl Runtime {
             let digest = source.digest.clone();
             let previous = old.families.iter().find(|f| f.source.family == name);
             let accepted = next.verify(source).map_err(|e| e.to_string()).and_then(|family| {
-                next.preload(&family)?;
+                next.preload(&family).map_err(|e| e.to_string())?;
                 Ok(family)
             });
             let family = match accepted {
