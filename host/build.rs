@@ -34,6 +34,7 @@ const FIXTURE_VARIANTS: &[(&str, &str)] = &[
     ("fixture-v2", "fixture"),
     ("fixture-hostile", "file"),
     ("fixture-file-grants", "file"),
+    ("fixture-sysfs-escape", "storage"),
 ];
 const TARGET: &str = "wasm32-wasip2";
 

@@ -392,11 +392,9 @@ fn input_data_held_for_children_that_never_read_it_is_capped() {
     assert_eq!(c.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
 }
 
-/// A reload switches the runtime's generation (components, grants) and
-/// the dispatcher's allow/deny table one after the other. A request routed
-/// by the older table must not run under a newer policy that denies it:
-/// each generation checks its own policy's decision before it runs a
-/// command.
+/// A runtime generation carries its policy: the dispatcher decides by it
+/// (see tests/reload.rs), and a direct call on the runtime gets the same
+/// decision, so nothing runs under a generation whose policy denies it.
 #[test]
 fn a_runtime_generation_refuses_what_its_own_policy_denies() {
     let scratch = Scratch::new("generation-policy");

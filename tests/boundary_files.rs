@@ -440,3 +440,47 @@ fn programs_of_every_kind_run_from_the_checked_descriptor() {
         assert!(marker.exists(), "{name} did not run");
     }
 }
+
+/// A name that is not UTF-8 is matched against grants as its bytes, never
+/// as its lossy text: with only `d/\u{FFFD}` granted, a symlink to its
+/// neighbour `d/\xFF` (whose lossy text is the same) opens nothing.
+#[test]
+fn a_name_that_is_not_utf8_is_not_taken_for_its_lossy_text() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let root = Scratch::new("bf-bytes");
+    let dir = root.path("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let granted = dir.join("\u{FFFD}");
+    let invalid = dir.join(OsStr::from_bytes(b"\xFF"));
+    std::fs::write(&granted, "granted\n").unwrap();
+    std::fs::write(&invalid, "not granted\n").unwrap();
+    let link = dir.join("link");
+    symlink(OsStr::from_bytes(b"\xFF"), &link).unwrap();
+    let policy = format!(
+        "[command.\"guest-file-open\"]\nfiles.paths = [\"{}\"]\nfiles.modes = [\"r\"]\n",
+        s(&granted)
+    );
+    let agent = agent(&root, &policy, false);
+    let mut c = agent.connect();
+    // Positive control: the granted name opens and reads.
+    let reply = call(
+        &mut c,
+        "guest-file-open",
+        serde_json::json!({"path": s(&granted), "mode": "r"}),
+    );
+    let handle = reply["return"].as_i64().unwrap_or_else(|| panic!("{reply}"));
+    let read = call(&mut c, "guest-file-read", serde_json::json!({"handle": handle}));
+    assert_eq!(read["return"]["count"], 8, "{read}");
+    // The link resolves to the name that is not UTF-8: refused.
+    let reply = call(
+        &mut c,
+        "guest-file-open",
+        serde_json::json!({"path": s(&link), "mode": "r"}),
+    );
+    assert!(
+        error_desc(&reply).contains("permission denied: guest-file-open may not open"),
+        "{reply}"
+    );
+    assert_eq!(std::fs::read_to_string(&invalid).unwrap(), "not granted\n");
+}

@@ -22,10 +22,31 @@ pub struct CommandSpec {
     pub success_response: bool,
 }
 
-/// What runs the commands the host does not answer itself.
+/// What runs the commands the host does not answer itself: a switch
+/// between generations. A reload builds a whole new [`Generation`] and
+/// swaps it in one step; every request is routed and run by the one
+/// generation it took at its start.
 pub trait Backend: Send + Sync {
+    /// The live generation.
+    fn generation(&self) -> Arc<dyn Generation>;
+    /// Whether filesystems are frozen (guest-fsfreeze-*): then only
+    /// [`FREEZE_ALLOWLIST`] runs. The freeze outlives every generation.
+    fn freeze_gate(&self) -> FreezeGate {
+        FreezeGate::Thawed
+    }
+}
+
+/// One generation of a backend: its policy (hence the allow/deny
+/// decisions), its commands, the components and grants that run them.
+pub trait Generation: Send + Sync {
+    /// Grows by one with every reload; equal serials are the same generation.
+    fn serial(&self) -> u64;
+    /// The policy this generation was built with; None: the dispatcher's own.
+    fn policy(&self) -> Option<&Policy> {
+        None
+    }
     fn commands(&self) -> Vec<CommandSpec>;
-    /// Blocking; called on a blocking thread unless [`Backend::is_prompt`].
+    /// Blocking; called on a blocking thread unless [`Generation::is_prompt`].
     /// `Ok(None)` means no reply.
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError>;
     /// Whether `command` is ready and quick enough to run on the event
@@ -36,11 +57,6 @@ pub trait Backend: Send + Sync {
     /// The sha256 of the component that runs `command` (for the audit log).
     fn digest(&self, _command: &str) -> Option<String> {
         None
-    }
-    /// Whether filesystems are frozen (guest-fsfreeze-*): then only
-    /// [`qemu_ga_facts::FREEZE_ALLOWLIST`] runs.
-    fn freeze_gate(&self) -> FreezeGate {
-        FreezeGate::Thawed
     }
 }
 
@@ -120,12 +136,23 @@ pub struct CommandState {
 /// backend's commands change.
 struct Table {
     entries: Vec<Entry>,
+    /// The backend generation the entries were built from (its policy,
+    /// its commands); requests routed by this table run on it.
+    generation: Option<Arc<dyn Generation>>,
+}
+
+impl Table {
+    fn serial(&self) -> Option<u64> {
+        self.generation.as_ref().map(|g| g.serial())
+    }
 }
 
 /// The live command table and what answers each command.
 pub struct Dispatcher {
     table: RwLock<Arc<Table>>,
     backend: Option<Arc<dyn Backend>>,
+    /// The policy for a generation that brings none (and without backend).
+    policy: RwLock<Arc<Policy>>,
     filter: RpcFilter,
     audit: Option<Arc<AuditLog>>,
     /// Component calls running at once. Handlers are CPU-bound and the
@@ -155,11 +182,13 @@ struct Answer {
 impl Dispatcher {
     /// A dispatcher with the built-in (compat) policy and no audit log.
     pub fn new(backend: Option<Arc<dyn Backend>>, filter: &RpcFilter) -> Self {
-        let policy = Policy::default();
-        let table = Table::build(backend.as_deref(), filter, &policy);
+        let policy = Arc::new(Policy::default());
+        let generation = backend.as_ref().map(|b| b.generation());
+        let table = Table::build(generation, filter, &policy);
         Dispatcher {
             table: RwLock::new(Arc::new(table)),
             backend,
+            policy: RwLock::new(policy),
             filter: filter.clone(),
             audit: None,
             calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
@@ -167,7 +196,8 @@ impl Dispatcher {
         }
     }
 
-    /// Use `policy` for the allow/deny decision.
+    /// Use `policy` for the allow/deny decision of a generation that
+    /// brings no policy of its own.
     pub fn with_policy(self, policy: &Policy) -> Self {
         self.reload(policy);
         self
@@ -179,11 +209,13 @@ impl Dispatcher {
         self
     }
 
-    /// Rebuild the command table from the backend's live commands and
-    /// `policy` (after a hot swap or a policy reload). Requests already
-    /// routed finish with the table they started with.
+    /// Use `policy` where the generation brings none (a runtime's
+    /// generation brings its own: reloading it switches policy, decisions
+    /// and components at once, see [`Backend`]).
     pub fn reload(&self, policy: &Policy) {
-        let table = Arc::new(Table::build(self.backend.as_deref(), &self.filter, policy));
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy.clone());
+        let generation = self.backend.as_ref().map(|b| b.generation());
+        let table = Arc::new(Table::build(generation, &self.filter, policy));
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
     }
 
@@ -205,8 +237,26 @@ impl Dispatcher {
             .collect()
     }
 
+    /// The table of the live generation: built once per generation, from
+    /// that generation alone (its policy and commands), so a request sees
+    /// all of one generation and none of another.
     fn table(&self) -> Arc<Table> {
-        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+        let cached = self.table.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(backend) = &self.backend else {
+            return cached;
+        };
+        let generation = backend.generation();
+        if cached.serial() == Some(generation.serial()) {
+            return cached;
+        }
+        let serial = generation.serial();
+        let fallback = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let table = Arc::new(Table::build(Some(generation), &self.filter, &fallback));
+        let mut slot = self.table.write().unwrap_or_else(|p| p.into_inner());
+        if slot.serial().is_none_or(|s| s < serial) {
+            *slot = table.clone();
+        }
+        table
     }
 
     /// Names of every command in the table, in `guest-info` order.
@@ -304,7 +354,9 @@ fn outcome_class(err: &QmpError) -> &'static str {
 }
 
 impl Table {
-    fn build(backend: Option<&dyn Backend>, filter: &RpcFilter, policy: &Policy) -> Table {
+    /// `fallback` decides only when the generation brings no policy.
+    fn build(generation: Option<Arc<dyn Generation>>, filter: &RpcFilter, fallback: &Policy) -> Table {
+        let policy = generation.as_deref().and_then(|g| g.policy()).unwrap_or(fallback);
         let mut entries: Vec<Entry> = Vec::new();
         for command in Native::ALL {
             let name = command.name();
@@ -317,8 +369,8 @@ impl Table {
                 success_response: true,
             });
         }
-        if let Some(backend) = backend {
-            for spec in backend.commands() {
+        if let Some(generation) = &generation {
+            for spec in generation.commands() {
                 if entries.iter().any(|e| e.name == spec.name) {
                     continue;
                 }
@@ -350,7 +402,7 @@ impl Table {
         }
         let rank = qemu_ga_facts::guest_info_rank;
         entries.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then_with(|| a.name.cmp(&b.name)));
-        Table { entries }
+        Table { entries, generation }
     }
 }
 
@@ -384,7 +436,7 @@ impl Dispatcher {
         let args = request.arguments.as_ref();
         match entry.route {
             Route::Native(Native::Ping) => plain(no_arguments(args).map(|()| Some(Value::Dict(Dict::new())))),
-            Route::Native(Native::Info) => plain(no_arguments(args).map(|()| Some(self.info()))),
+            Route::Native(Native::Info) => plain(no_arguments(args).map(|()| Some(self.info(table)))),
             Route::Native(Native::Sync) => plain(sync_id(args).map(|id| Some(Value::Int(id)))),
             Route::Native(Native::SyncDelimited) => match sync_id(args) {
                 Ok(id) => Answer {
@@ -394,8 +446,8 @@ impl Dispatcher {
                 Err(err) => plain(Err(err)),
             },
             Route::Backend => {
-                trace.component = self.backend.as_ref().and_then(|b| b.digest(&entry.name));
-                plain(self.call_backend(&entry.name, args).await)
+                trace.component = table.generation.as_ref().and_then(|g| g.digest(&entry.name));
+                plain(self.call_backend(table, &entry.name, args).await)
             }
             Route::Unsupported => plain(Err(QmpError::not_found(format!(
                 "Command {} has been disabled",
@@ -404,8 +456,9 @@ impl Dispatcher {
         }
     }
 
-    async fn call_backend(&self, name: &str, args: Option<&Dict>) -> Result<Option<Value>, QmpError> {
-        let Some(backend) = self.backend.clone() else {
+    /// Run `name` on the generation `table` was built from.
+    async fn call_backend(&self, table: &Table, name: &str, args: Option<&Dict>) -> Result<Option<Value>, QmpError> {
+        let Some(backend) = table.generation.clone() else {
             return Err(QmpError::not_found(format!("The command {name} has not been found")));
         };
         if backend.is_prompt(name)
@@ -413,13 +466,23 @@ impl Dispatcher {
         {
             return result;
         }
-        let slot = self.calls.acquire().await.expect("semaphore never closed");
+        let slot = self
+            .calls
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         let owned = name.to_owned();
         let args = args.cloned();
-        let result = tokio::task::spawn_blocking(move || backend.call(&owned, args.as_ref()))
-            .await
-            .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))));
-        drop(slot);
+        let calls = self.calls.clone();
+        // The call holds its slot on its thread; a blocking host call steps
+        // out of it meanwhile (crate::call_slot).
+        let result = tokio::task::spawn_blocking(move || {
+            let _slot = crate::call_slot::hold(calls, slot);
+            backend.call(&owned, args.as_ref())
+        })
+        .await
+        .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))));
         self.after_call();
         result
     }
@@ -438,10 +501,9 @@ impl Dispatcher {
 
     /// `guest-info`: built from the live table. A command the policy denies
     /// is listed as not enabled.
-    fn info(&self) -> Value {
+    fn info(&self, table: &Table) -> Value {
         let gate = self.freeze_gate();
-        let commands = self
-            .table()
+        let commands = table
             .entries
             .iter()
             .map(|e| {

@@ -3,6 +3,7 @@
 //! and tools can use it.
 
 pub mod audit;
+pub mod call_slot;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

@@ -425,7 +425,6 @@ fn run(config: Config) -> Result<(), AgentError> {
         config: config.clone(),
         base: runtime_config,
         runtime,
-        dispatcher: dispatcher.clone(),
         audit,
         one_at_a_time: std::sync::Mutex::new(()),
     };
@@ -445,7 +444,7 @@ fn run(config: Config) -> Result<(), AgentError> {
             while hangup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading policy and components");
                 let r = reloader.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || r.reload()).await {
+                if let Err(e) = tokio::task::spawn_blocking(move || r.reload("sighup")).await {
                     tracing::error!("reload failed: {e}");
                 }
             }
@@ -523,29 +522,31 @@ async fn watch_handlers(dir: PathBuf, reloader: Arc<Reloader>) {
         seen = now;
         pending = None;
         let r = reloader.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || r.reload()).await {
+        if let Err(e) = tokio::task::spawn_blocking(move || r.reload("watcher")).await {
             tracing::error!("reload failed: {e}");
         }
     }
 }
 
-/// What SIGHUP reloads: the policy file, then the components under it.
+/// What SIGHUP and the handlers watcher reload: the policy file, then the
+/// components under it, switched in as one runtime generation.
 struct Reloader {
     config: Config,
     base: RuntimeConfig,
     runtime: Arc<Runtime>,
-    dispatcher: Arc<Dispatcher>,
     audit: Option<Arc<AuditLog>>,
-    /// One reload at a time (SIGHUP and the handlers watcher may fire
-    /// together): the runtime's switch and the dispatcher's decisions of
-    /// one reload are never interleaved with another's.
+    /// The one reload lock: SIGHUP, the handlers watcher and any other
+    /// trigger reload one at a time, from reading the policy to the audit
+    /// line, so each reload reads the files after the previous one ended
+    /// and is audited once, in order.
     one_at_a_time: std::sync::Mutex<()>,
 }
 
 impl Reloader {
     /// Blocking (components are compiled before the switch). An invalid
     /// policy changes nothing: the last good policy and components stay.
-    fn reload(&self) {
+    /// `trigger` (`sighup`, `watcher`) goes into the audit line.
+    fn reload(&self, trigger: &str) {
         let _serialized = self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
         let audit = |event: &str, f: Map<String, Json>| {
             if let Some(a) = &self.audit {
@@ -622,12 +623,17 @@ impl Reloader {
                 }
             }
         }
-        self.dispatcher.reload(&policy);
+        // The runtime's switch above was the one switch: the dispatcher
+        // takes its decisions from the generation it routes each request by.
+        let generation = self.runtime.serial();
         tracing::info!(
-            "policy reloaded: {} (preset {})",
+            "policy reloaded: {} (preset {}), generation {generation}",
             policy.source_name(),
             policy.preset.name()
         );
-        audit("policy-reload", policy_fields(&policy));
+        let mut fields = policy_fields(&policy);
+        fields.insert("generation".into(), json!(generation));
+        fields.insert("trigger".into(), json!(trigger));
+        audit("policy-reload", fields);
     }
 }

@@ -76,7 +76,7 @@ pub fn command_report(state: &CommandState, runtime: &Runtime, families: &[Famil
                 }
             }
             Err(e) => {
-                m.insert("grant-error".into(), Json::from(e));
+                m.insert("grant-error".into(), Json::from(e.to_string()));
             }
         }
     }

@@ -10,7 +10,11 @@
 //! - `..` and `.` are no pattern segments ([`check`] refuses them), and a
 //!   path with a `.`, `..` or empty segment is never matched: grants are
 //!   matched against resolved paths, and a path that is not one fails
-//!   closed.
+//!   closed;
+//! - paths are matched as bytes ([`matches_path`]), never as their lossy
+//!   UTF-8 text: a name that is not UTF-8 matches only wildcards (`*`, and
+//!   `?` byte by byte), never a literal, so two names that read alike (an
+//!   invalid byte and U+FFFD) are never confused.
 
 /// Why a pattern is not one of the language.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,16 +53,16 @@ pub fn check(pattern: &str) -> Result<(), GlobError> {
 
 /// The segments of an absolute, normal path (one trailing `/` allowed),
 /// or `None` when it is not one.
-fn segments(path: &str) -> Option<Vec<&str>> {
-    let rest = path.strip_prefix('/')?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
+fn segments(path: &[u8]) -> Option<Vec<&[u8]>> {
+    let rest = path.strip_prefix(b"/")?;
+    let rest = rest.strip_suffix(b"/").unwrap_or(rest);
     if rest.is_empty() {
         return Some(Vec::new());
     }
-    let segs: Vec<&str> = rest.split('/').collect();
+    let segs: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
     if segs
         .iter()
-        .any(|s| s.is_empty() || *s == "." || *s == ".." || s.contains('\0'))
+        .any(|s| s.is_empty() || *s == b"." || *s == b".." || s.contains(&0))
     {
         return None;
     }
@@ -68,10 +72,20 @@ fn segments(path: &str) -> Option<Vec<&str>> {
 /// Whether `pattern` matches the whole of `path`. A pattern that is not
 /// valid ([`check`]) matches nothing.
 pub fn matches(pattern: &str, path: &str) -> bool {
+    matches_bytes(pattern, path.as_bytes())
+}
+
+/// [`matches`] for a path as the kernel has it: its bytes, UTF-8 or not.
+pub fn matches_path(pattern: &str, path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    matches_bytes(pattern, path.as_os_str().as_bytes())
+}
+
+fn matches_bytes(pattern: &str, path: &[u8]) -> bool {
     if check(pattern).is_err() {
         return false;
     }
-    let Some(p) = segments(pattern) else {
+    let Some(p) = segments(pattern.as_bytes()) else {
         return false;
     };
     let Some(t) = segments(path) else {
@@ -80,12 +94,12 @@ pub fn matches(pattern: &str, path: &str) -> bool {
     match_segments(&p, &t)
 }
 
-fn match_segments(p: &[&str], t: &[&str]) -> bool {
+fn match_segments(p: &[&[u8]], t: &[&[u8]]) -> bool {
     match p.split_first() {
         None => t.is_empty(),
-        Some((&"**", rest)) => (1..=t.len()).any(|skip| match_segments(rest, &t[skip..])),
+        Some((&b"**", rest)) => (1..=t.len()).any(|skip| match_segments(rest, &t[skip..])),
         Some((seg, rest)) => match t.split_first() {
-            Some((name, trest)) => match_segment(seg.as_bytes(), name.as_bytes()) && match_segments(rest, trest),
+            Some((name, trest)) => match_segment(seg, name) && match_segments(rest, trest),
             None => false,
         },
     }
@@ -106,7 +120,28 @@ fn match_segment(p: &[u8], s: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{GlobError, check, matches};
+    use super::{GlobError, check, matches, matches_path};
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    fn bytes(b: &[u8]) -> &Path {
+        Path::new(OsStr::from_bytes(b))
+    }
+
+    #[test]
+    fn paths_match_as_bytes_never_as_lossy_text() {
+        // An invalid byte is not U+FFFD (which its lossy text would be).
+        assert!(!matches_path("/srv/\u{FFFD}", bytes(b"/srv/\xFF")));
+        assert!(matches_path("/srv/\u{FFFD}", Path::new("/srv/\u{FFFD}")));
+        assert!(!matches_path("/srv/a\u{FFFD}\u{FFFD}b", bytes(b"/srv/a\xFF\xFEb")));
+        // Wildcards still cover any name, byte by byte.
+        assert!(matches_path("/srv/*", bytes(b"/srv/\xFF")));
+        assert!(matches_path("/srv/?", bytes(b"/srv/\xFF")));
+        assert!(matches_path("/srv/**", bytes(b"/srv/\xFF/x")));
+        assert!(!matches_path("/srv/**", bytes(b"/srv/\xFF/..")));
+        assert!(!matches_path("/etc/*", bytes(b"/srv/\xFF")));
+    }
 
     #[test]
     fn stars_questions_digits_and_literals() {

@@ -179,6 +179,11 @@ impl Grant {
         self.mounts.iter().any(|pattern| glob::matches(pattern, path))
     }
 
+    /// [`Grant::allows_mount`] for a resolved path, matched as bytes.
+    pub fn allows_mount_path(&self, path: &std::path::Path) -> bool {
+        self.mounts.iter().any(|pattern| glob::matches_path(pattern, path))
+    }
+
     pub fn with(mut self, cap: Capability) -> Grant {
         self.capabilities.insert(cap);
         self

@@ -115,17 +115,18 @@ pub fn base_mode(mode: &str) -> String {
 /// allows the mode.
 pub fn check_path(grant: &Grant, command: &str, resolved: &Path, mode: &str) -> Result<(), Denied> {
     let base = base_mode(mode);
-    let text = resolved.to_string_lossy();
+    // Matched as bytes: a name that is not UTF-8 is never taken for its
+    // lossy text (the message shows that text).
     if grant
         .files
         .iter()
-        .any(|r| r.modes.contains(&base) && glob::matches(&r.pattern, &text))
+        .any(|r| r.modes.contains(&base) && glob::matches_path(&r.pattern, resolved))
     {
         Ok(())
     } else {
         Err(Denied::File {
             command: command.to_owned(),
-            path: text.into_owned(),
+            path: resolved.to_string_lossy().into_owned(),
             mode: mode.to_owned(),
         })
     }

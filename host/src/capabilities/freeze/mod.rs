@@ -9,6 +9,7 @@
 //! up frozen and can still thaw. The file lists the mount points being
 //! frozen, one per line (qemu-ga writes it empty; both read as frozen).
 
+mod mount_root;
 mod sys;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use thiserror::Error;
 use super::qga::agent::freeze::Host;
 use super::{CallCtx, Capability, Denied, QgaError, io_strerror};
 use crate::write_gate::WriteGate;
+use mount_root::{MountLine, MountRootError, mount_lines, open_root};
 
 /// The file qemu-ga 7.2 keeps while frozen.
 pub const STATE_FILE: &str = "qga.state.isfrozen";
@@ -74,10 +76,16 @@ pub use qga_text::mountinfo::{Mount, decode_mntname, parse_mountinfo};
 
 /// The mounted filesystems, read now.
 pub fn mounts() -> Result<Vec<Mount>, FreezeError> {
+    Ok(mount_table()?.0)
+}
+
+/// qemu-ga's mount list and every mountinfo line (to check the
+/// descriptor a walk ends on), from one read.
+fn mount_table() -> Result<(Vec<Mount>, Vec<MountLine>), FreezeError> {
     let bytes = sys::mountinfo().map_err(|e| FreezeError::Mounts(io_strerror(&e)))?;
-    Ok(parse_mountinfo(&String::from_utf8_lossy(&bytes), &|source| {
-        sys::block_dev(Path::new(source))
-    }))
+    let text = String::from_utf8_lossy(&bytes);
+    let mounts = parse_mountinfo(&text, &|source| sys::block_dev(Path::new(source)));
+    Ok((mounts, mount_lines(&text)))
 }
 
 #[derive(Debug, Default)]
@@ -247,9 +255,9 @@ impl FreezeState {
         let started = self
             .run_hook(HookArg::Freeze)
             .map_err(FreezeError::from)
-            .and_then(|()| mounts());
-        let mounts = match started {
-            Ok(mounts) => mounts,
+            .and_then(|()| mount_table());
+        let (mounts, lines) = match started {
+            Ok(table) => table,
             Err(e) => {
                 self.publish(&state);
                 return Err(e);
@@ -268,19 +276,29 @@ impl FreezeState {
         self.persist(&mut state, targets.iter().map(|m| m.dirname.clone()).collect());
         let mut count = 0i64;
         let mut failure = None;
+        let mut frozen = Vec::new();
         for mount in targets {
-            let file = match sys::open_mount(Path::new(&mount.dirname)) {
+            let file = match open_root(mount, &lines) {
                 Ok(f) => f,
+                Err(e @ MountRootError::Shadowed { .. }) => {
+                    // Not the mount listed: nothing of it is frozen, and
+                    // nothing else is frozen in its place.
+                    tracing::warn!("not freezing: {e}");
+                    continue;
+                }
                 Err(e) => {
                     failure = Some(FreezeError::Open {
                         path: mount.dirname.clone(),
-                        reason: io_strerror(&e),
+                        reason: e.to_string(),
                     });
                     break;
                 }
             };
             match sys::freeze(&file) {
-                Ok(()) => count += 1,
+                Ok(()) => {
+                    count += 1;
+                    frozen.push(mount.dirname.clone());
+                }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EBUSY)) => {}
                 Err(e) => {
                     failure = Some(FreezeError::Freeze {
@@ -301,7 +319,12 @@ impl FreezeState {
                 self.clear(&mut state);
                 Ok(0)
             }
-            None => Ok(count),
+            None => {
+                // What really was frozen (the state file, written before,
+                // keeps the longer list: thaw walks every mount anyway).
+                state.mounts = frozen;
+                Ok(count)
+            }
         }
     }
 
@@ -309,13 +332,14 @@ impl FreezeState {
     /// this agent froze) until it refuses; the number thawed.
     pub fn thaw(&self, allowed: &dyn Fn(&str) -> bool) -> Result<i64, FreezeError> {
         let mut state = self.lock();
-        let mounts = mounts()?;
+        let (mounts, lines) = mount_table()?;
         let mut count = 0i64;
         for mount in &mounts {
             if !allowed(&mount.dirname) && !state.mounts.contains(&mount.dirname) {
                 continue;
             }
-            let Ok(file) = sys::open_mount(Path::new(&mount.dirname)) else {
+            // Only the root of the mount listed there, walked as for freeze.
+            let Ok(file) = open_root(mount, &lines) else {
                 continue;
             };
             let mut thawed = false;
@@ -374,10 +398,13 @@ impl Host for CallCtx {
     fn freeze(&mut self, mountpoints: Option<Vec<String>>) -> wasmtime::Result<Result<i64, QgaError>> {
         self.require_mounts()?;
         let grant = self.grant.clone();
-        match self
-            .freeze
-            .freeze(&self.command, mountpoints.as_deref(), &|m| grant.allows_mount(m))
-        {
+        // The hook and FIFREEZE run to completion, out of the call's slot.
+        let frozen = {
+            let _out = crate::call_slot::step_out();
+            self.freeze
+                .freeze(&self.command, mountpoints.as_deref(), &|m| grant.allows_mount(m))
+        };
+        match frozen {
             Ok(n) => Ok(Ok(n)),
             Err(e) => qga_error(e),
         }
@@ -386,7 +413,13 @@ impl Host for CallCtx {
     fn thaw(&mut self) -> wasmtime::Result<Result<i64, QgaError>> {
         self.require_mounts()?;
         let grant = self.grant.clone();
-        match self.freeze.thaw(&|m| grant.allows_mount(m)) {
+        // Waits for a freeze in progress (its hook), then FITHAWs and runs
+        // the hook: out of the call's slot.
+        let thawed = {
+            let _out = crate::call_slot::step_out();
+            self.freeze.thaw(&|m| grant.allows_mount(m))
+        };
+        match thawed {
             Ok(n) => Ok(Ok(n)),
             Err(e) => qga_error(e),
         }

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -16,9 +16,33 @@ use std::process::{Command, Stdio};
 nix::ioctl_readwrite_bad!(fifreeze, 0xC004_5877, libc::c_int);
 nix::ioctl_readwrite_bad!(fithaw, 0xC004_5878, libc::c_int);
 
-/// open(2) a mount point read-only (O_CLOEXEC), as qemu-ga does.
-pub fn open_mount(path: &Path) -> io::Result<File> {
-    File::open(path)
+/// The mount a descriptor (O_PATH included) lies on: `mnt_id` of
+/// /proc/self/fdinfo/N, the first field of its mountinfo line.
+pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// The mount of the directory above `dir` (O_PATH, `..` from the
+/// descriptor itself): another mount than `dir`'s when `dir` is a mount
+/// root.
+pub fn parent_mount_id(dir: BorrowedFd<'_>) -> io::Result<u64> {
+    let parent = nix::fcntl::openat(
+        dir,
+        "..",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    mount_id(parent.as_fd())
+}
+
+/// st_dev of a descriptor, as (major, minor).
+pub fn device(fd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    let st = nix::sys::stat::fstat(fd)?;
+    Ok((libc::major(st.st_dev), libc::minor(st.st_dev)))
 }
 
 /// FIFREEZE on the filesystem of `file`.

@@ -25,14 +25,14 @@ impl Host for CallCtx {
         // runs on the very directory that matched.
         let found = match resolve::existing(Path::new(&mountpoint)) {
             Ok(found) => found,
-            Err(e) if self.grant.allows_mount(&resolve::text(&e.at)) => {
+            Err(e) if self.grant.allows_mount_path(&e.at) => {
                 return Ok(Err(QgaError {
                     desc: format!("statvfs(\"{mountpoint}\"): {}", io_strerror(&e.io())),
                 }));
             }
             Err(_) => return denied(mountpoint),
         };
-        if !self.grant.allows_mount(&resolve::text(&found.path)) {
+        if !self.grant.allows_mount_path(&found.path) {
             return denied(mountpoint);
         }
         Ok(match sys::fstatvfs(&found.fd) {

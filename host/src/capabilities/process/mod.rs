@@ -127,13 +127,13 @@ pub fn check_spawn(
 
 /// The program allowlist alone.
 fn check_program(grant: &Grant, command: &str, resolved: &std::path::Path) -> Result<(), Denied> {
-    let text = resolved.to_string_lossy();
-    if grant.process.programs.iter().any(|p| glob::matches(p, &text)) {
+    // Matched as bytes, never as the lossy text of a name that is not UTF-8.
+    if grant.process.programs.iter().any(|p| glob::matches_path(p, resolved)) {
         Ok(())
     } else {
         Err(Denied::Program {
             command: command.to_owned(),
-            program: text.into_owned(),
+            program: resolved.to_string_lossy().into_owned(),
         })
     }
 }

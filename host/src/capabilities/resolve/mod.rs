@@ -245,10 +245,5 @@ pub fn path_of(file: &impl AsFd) -> std::io::Result<PathBuf> {
     sys::fd_path(file.as_fd()).map_err(std::io::Error::from)
 }
 
-/// Bytes of a path, for glob matching.
-pub fn text(path: &Path) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(path.as_os_str().as_bytes())
-}
-
 #[cfg(test)]
 mod tests;

@@ -20,19 +20,25 @@ impl Host for CallCtx {
         // on the very directory that matched.
         let found = match resolve::existing(Path::new(&mountpoint)) {
             Ok(found) => found,
-            Err(e) if self.grant.allows_mount(&resolve::text(&e.at)) => {
+            Err(e) if self.grant.allows_mount_path(&e.at) => {
                 return Ok(Err(TrimError::Open(io_strerror(&e.io()))));
             }
             Err(_) => return denied(),
         };
-        if !self.grant.allows_mount(&resolve::text(&found.path)) {
+        if !self.grant.allows_mount_path(&found.path) {
             return denied();
         }
         let file = match found.open(resolve::OFlag::O_RDONLY) {
             Ok(f) => f,
             Err(e) => return Ok(Err(TrimError::Open(io_strerror(&e)))),
         };
-        Ok(match sys::trim(&file, minimum) {
+        // FITRIM runs to completion (on a frozen filesystem it waits for
+        // the thaw), out of the call's slot.
+        let trimmed = {
+            let _out = crate::call_slot::step_out();
+            sys::trim(&file, minimum)
+        };
+        Ok(match trimmed {
             Ok(range) => Ok(Trimmed {
                 trimmed: range.len,
                 minimum: range.minlen,
