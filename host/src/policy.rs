@@ -508,6 +508,18 @@ impl Policy {
     }
 
     /// Is `command` allowed, and by which rule.
+    /// [`Policy::decide`]'s verdict alone, without naming the rule (a
+    /// call's path checks it; only a denial needs the rule).
+    pub fn allows(&self, command: &str) -> bool {
+        match self.commands.get(command).and_then(|rule| rule.allow.as_ref()) {
+            Some((allow, _)) => *allow,
+            None => match self.preset {
+                Preset::Compat => true,
+                Preset::Hardened => PROTOCOL_COMMANDS.contains(&command),
+            },
+        }
+    }
+
     pub fn decide(&self, command: &str) -> Decision {
         if let Some(rule) = self.commands.get(command)
             && let Some((allow, origin)) = &rule.allow
@@ -951,6 +963,28 @@ mod tests {
         let t = p.decide("guest-get-time");
         assert!(t.allowed);
         assert_eq!(t.rule, "command.\"guest-get-time\".allow = true (p.toml:5)");
+    }
+
+    #[test]
+    fn allows_agrees_with_decide() {
+        let policies = [
+            Policy::default(),
+            parse("[defaults]\npreset = \"hardened\"\n\n[command.\"guest-get-time\"]\nallow = true\n").unwrap(),
+            parse("[command.guest-get-users]\nallow = false\n").unwrap(),
+        ];
+        for p in &policies {
+            for command in [
+                "guest-exec",
+                "guest-ping",
+                "guest-get-time",
+                "guest-get-users",
+                "fixture-x",
+            ] {
+                assert_eq!(p.allows(command), p.decide(command).allowed, "{command}");
+            }
+        }
+        assert!(!policies[1].allows("guest-exec") && policies[1].allows("guest-ping"));
+        assert!(!policies[2].allows("guest-get-users") && policies[2].allows("guest-exec"));
     }
 
     #[test]

@@ -26,7 +26,6 @@ use thiserror::Error;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, ResourceTable, Val};
 use wasmtime::{Engine, Store, Trap};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::capabilities::freeze::FreezeState;
 use crate::capabilities::{Blob, BlobData, CallCtx, Capability, Denied, Grant, HostState};
@@ -426,8 +425,8 @@ impl Runtime {
         // table and this generation switch at slightly different moments on
         // a reload, and a request routed by an older table must not run
         // under a newer policy that denies it.
-        let decision = inner.config.policy.decide(command);
-        if !decision.allowed {
+        if !inner.config.policy.allows(command) {
+            let decision = inner.config.policy.decide(command);
             return Err(QmpError::generic(format!(
                 "Command {command} is denied by policy rule {}",
                 decision.rule
@@ -807,28 +806,10 @@ impl Inner {
 
     fn store(&self, prepared: &Prepared) -> Store<CallCtx> {
         let grant = &prepared.grant;
-        let mut wasi = WasiCtxBuilder::new();
-        // A call with WASI files (sysfs walks) runs on a handler thread:
-        // each file operation is done right there, not handed to tokio's
-        // blocking pool and waited for (two thread hops per operation).
-        wasi.allow_blocking_current_thread(true);
-        for (k, v) in &grant.env {
-            wasi.env(k, v);
-        }
-        for p in &grant.preopens {
-            let perms = if p.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            if let Err(e) = wasi.preopened_dir(&p.host, &p.guest, perms) {
-                tracing::warn!("{}: cannot preopen {}: {e}", prepared.command, p.host.display());
-            }
-        }
         let ctx = CallCtx {
             command: prepared.command.clone(),
             grant: grant.clone(),
-            wasi: wasi.build(),
+            wasi: None,
             table: resource_table(),
             limiter: CallLimiter::new(grant.memory_bytes),
             state: self.state.clone(),

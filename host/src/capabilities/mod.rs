@@ -23,6 +23,7 @@ pub mod read_file;
 pub mod resolve;
 pub mod sysfs;
 pub mod trim;
+pub mod wasi_ctx;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -688,7 +689,8 @@ impl HostState {
 pub struct CallCtx {
     pub command: std::sync::Arc<str>,
     pub grant: std::sync::Arc<Grant>,
-    pub wasi: WasiCtx,
+    /// Built on the handler's first WASI call ([`wasi_ctx::for_grant`]).
+    pub wasi: Option<WasiCtx>,
     pub table: ResourceTable,
     pub limiter: CallLimiter,
     /// Host state shared by all calls (file and child tables).
@@ -700,7 +702,9 @@ pub struct CallCtx {
 impl WasiView for CallCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self
+                .wasi
+                .get_or_insert_with(|| wasi_ctx::for_grant(&self.command, &self.grant)),
             table: &mut self.table,
         }
     }
