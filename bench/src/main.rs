@@ -2,7 +2,10 @@
 //! measures both in one run, interleaved so that machine noise falls on
 //! both alike. Prints each metric for both agents and the ratio qga/qemu-ga.
 //!
-//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only coldstart|startup|latency|transfers|client-cp|shapes]...
+//! Usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--vm-dir DIR] [--only coldstart|startup|latency|transfers|client-cp|shapes|vm-boot]...
+//!
+//! `vm-boot` (TCG guests, about a minute) runs only when asked for with
+//! `--only vm-boot`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 mod client_cp;
 mod coldstart;
 mod shapes;
+mod vmboot;
 
 struct Agent {
     name: &'static str,
@@ -438,7 +442,7 @@ fn latency(agents: &[Agent; 2], rounds: usize, rows: &mut Vec<Row>) {
     });
 }
 
-const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--only coldstart|startup|latency|transfers|client-cp|shapes]...";
+const USAGE: &str = "usage: qga-bench [--qga PATH] [--qemu-ga PATH] [--rounds N] [--client PATH] [--vm-dir DIR] [--only coldstart|startup|latency|transfers|client-cp|shapes|vm-boot]...";
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -447,6 +451,7 @@ fn main() {
     let mut rounds = 20usize;
     let mut client = PathBuf::from("target/release/qga-client");
     let mut only: Vec<String> = Vec::new();
+    let mut vm_dir = PathBuf::from("tests/vm");
     while let Some(arg) = args.next() {
         let mut value = |what: &str| {
             args.next().unwrap_or_else(|| {
@@ -458,6 +463,7 @@ fn main() {
             "--qga" => qga = value("PATH").into(),
             "--qemu-ga" => qemu_ga = value("PATH").into(),
             "--client" => client = value("PATH").into(),
+            "--vm-dir" => vm_dir = value("DIR").into(),
             "--rounds" => {
                 rounds = value("N").parse().unwrap_or_else(|_| {
                     eprintln!("--rounds needs a number\n{USAGE}");
@@ -475,15 +481,24 @@ fn main() {
             }
         }
     }
-    let wanted = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
+    // vm-boot only when named; the others also when nothing is named.
+    let vm_boot = only.iter().any(|o| o == "vm-boot");
+    only.retain(|o| o != "vm-boot");
+    let wanted = |section: &str| (only.is_empty() && !vm_boot) || only.iter().any(|o| o == section);
     let mut agents = [Agent::new("qga", qga), Agent::new("qemu-ga", qemu_ga)];
     let mut rows = Vec::new();
+    if vm_boot {
+        vmboot::vm_boot(&agents, &vm_dir, rounds, &mut rows);
+    }
     if wanted("coldstart") {
         coldstart::coldstart(&mut agents, rounds, &mut rows);
     }
     if wanted("startup") {
         startup(&mut agents, rounds, &mut rows);
-    } else {
+    } else if ["latency", "transfers", "client-cp", "shapes"]
+        .iter()
+        .any(|s| wanted(s))
+    {
         // As after the start-up section: a warm compiled-component cache,
         // and no background compile competing with the measurements.
         restart_to_first_osinfo(&mut agents);

@@ -487,6 +487,12 @@ impl Dispatcher {
         result
     }
 
+    /// Trim once the agent has been quiet for a while (at start-up: what
+    /// start-up alone used). Needs a tokio runtime.
+    pub fn trim_when_quiet(&self) {
+        self.trimmer.request();
+    }
+
     /// Once no call is running, hand the memory the calls freed (large
     /// transfers, bursts of concurrent calls) back to the kernel.
     fn after_call(&self) {

@@ -440,6 +440,7 @@ fn run(config: Config) -> Result<(), AgentError> {
         let mut interrupt = signal(SignalKind::interrupt()).map_err(AgentError::EventLoop)?;
         let mut hangup = signal(SignalKind::hangup()).map_err(AgentError::EventLoop)?;
         let reloader = Arc::new(reloader);
+        dispatcher.trim_when_quiet();
         let reloads = async {
             while hangup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading policy and components");

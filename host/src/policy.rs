@@ -232,6 +232,18 @@ impl Policy {
         .policy()
     }
 
+    /// [`Policy::decide`]'s verdict alone, without naming the rule (a
+    /// call's path checks it; only a denial needs the rule).
+    pub fn allows(&self, command: &str) -> bool {
+        match self.commands.get(command).and_then(|rule| rule.allow.as_ref()) {
+            Some((allow, _)) => *allow,
+            None => match self.preset {
+                Preset::Compat => true,
+                Preset::Hardened => NATIVE_COMMANDS.contains(&command),
+            },
+        }
+    }
+
     /// Is `command` allowed, and by which rule.
     pub fn decide(&self, command: &str) -> Decision {
         if let Some(rule) = self.commands.get(command)

@@ -2,8 +2,10 @@
 //!
 //! Large transfers reuse the allocator's heap while they run (no page
 //! faults on every buffer); once no call has ended for [`QUIET`],
-//! `malloc_trim` returns the free pages. A steady stream of calls keeps
-//! its working set; the end of every burst is followed by a trim.
+//! `malloc_trim` returns the free pages, and the pages of the program file
+//! that start-up or the calls mapped are unmapped (they stay in the page
+//! cache). A steady stream of calls keeps its working set; the end of every
+//! burst is followed by a trim.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,7 +67,11 @@ impl Trimmer {
                     }
                 }
             }
-            let _ = tokio::task::spawn_blocking(crate::runtime::sys::release_free_memory).await;
+            let _ = tokio::task::spawn_blocking(|| {
+                crate::runtime::sys::release_free_memory();
+                crate::runtime::sys::release_binary_pages();
+            })
+            .await;
             this.lock().trims += 1;
         });
     }

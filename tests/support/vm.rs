@@ -227,6 +227,29 @@ impl Vm {
             .collect()
     }
 
+    /// `QGA-VM-TASK` samples for the process named `comm`, one per thread
+    /// and sample: (guest uptime s, pid, tid, state letter, the system call
+    /// it is blocked in: a number, or "running").
+    pub fn task_samples(&self, comm: &str) -> Vec<TaskSample> {
+        self.console()
+            .lines()
+            .filter_map(|l| {
+                let rest = l.split("QGA-VM-TASK ").nth(1)?;
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if f.len() != 6 || f[2] != comm {
+                    return None;
+                }
+                Some(TaskSample {
+                    uptime: f[0].parse().ok()?,
+                    pid: f[1].parse().ok()?,
+                    tid: f[3].parse().ok()?,
+                    state: f[4].chars().next()?,
+                    syscall: f[5].to_owned(),
+                })
+            })
+            .collect()
+    }
+
     /// Wait until qemu exits (e.g. after guest-shutdown); true if it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
         let until = Instant::now() + timeout;
@@ -414,4 +437,25 @@ pub fn parse(line: &str) -> Value {
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
+}
+
+/// One thread of an agent at one `QGA-VM-TASK` sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSample {
+    pub uptime: f64,
+    pub pid: u32,
+    pub tid: u32,
+    /// `/proc/PID/task/TID/stat`'s state: `S` sleeping, `R` running or
+    /// runnable, `D` uninterruptible...
+    pub state: char,
+    /// `/proc/PID/task/TID/syscall`'s first field: the number of the
+    /// system call the thread is blocked in, or `running`.
+    pub syscall: String,
+}
+
+impl TaskSample {
+    /// Asleep in a system call: waiting for something, not computing.
+    pub fn is_blocked(&self) -> bool {
+        matches!(self.state, 'S' | 'D' | 'I') && self.syscall.parse::<u64>().is_ok()
+    }
 }

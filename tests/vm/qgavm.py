@@ -359,8 +359,11 @@ fi
 hwclock -s -u 2>/dev/null
 [ -x /etc/qgavm/rc.local ] && /etc/qgavm/rc.local
 # qgavm.cpuwatch=1: once a second print the CPU time of every qga/qemu-ga
-# process (USER_HZ ticks) so a host-side test can tell an idle agent from a
-# spinning one.  Shell builtins only (no fork per process) to stay cheap.
+# process (USER_HZ ticks), and the state of each of its threads with the
+# system call it is blocked in ("running" when it is not in one), so a
+# host-side test can tell an idle agent from a spinning one by what its
+# threads are doing, not by how much CPU a loaded host let it use.  Shell
+# builtins only (no fork per process) to stay cheap.
 if [ "$(arg qgavm.cpuwatch)" = "1" ]; then
   (
     while :; do
@@ -371,7 +374,13 @@ if [ "$(arg qgavm.cpuwatch)" = "1" ]; then
           qga|qemu-ga)
             read -r st 2>/dev/null < "$p/stat" || continue
             set -- ${st#*) }
-            echo "QGA-VM-CPU $up ${p#/proc/} $c ${12} ${13}";;
+            echo "QGA-VM-CPU $up ${p#/proc/} $c ${12} ${13}"
+            for t in "$p"/task/[0-9]*; do
+              read -r ts 2>/dev/null < "$t/stat" || continue
+              read -r sc _ 2>/dev/null < "$t/syscall" || sc=none
+              set -- ${ts#*) }
+              echo "QGA-VM-TASK $up ${p#/proc/} $c ${t##*/} $1 $sc"
+            done;;
         esac
       done
       sleep 1

@@ -25,6 +25,7 @@ pub mod resolve;
 pub mod setting;
 pub mod sysfs;
 pub mod trim;
+pub mod wasi_ctx;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -324,7 +325,8 @@ impl HostState {
 pub struct CallCtx {
     pub command: std::sync::Arc<str>,
     pub grant: std::sync::Arc<Grant>,
-    pub wasi: WasiCtx,
+    /// Built on the handler's first WASI call ([`wasi_ctx::for_grant`]).
+    pub wasi: Option<WasiCtx>,
     pub table: ResourceTable,
     pub limiter: CallLimiter,
     /// Host state shared by all calls (file and child tables).
@@ -336,7 +338,9 @@ pub struct CallCtx {
 impl WasiView for CallCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self
+                .wasi
+                .get_or_insert_with(|| wasi_ctx::for_grant(&self.command, &self.grant)),
             table: &mut self.table,
         }
     }

@@ -34,6 +34,28 @@ fn hardened_denies_unknown_but_keeps_protocol() {
 }
 
 #[test]
+fn allows_agrees_with_decide() {
+    let policies = [
+        Policy::default(),
+        parse("[defaults]\npreset = \"hardened\"\n\n[command.\"guest-get-time\"]\nallow = true\n").unwrap(),
+        parse("[command.guest-get-users]\nallow = false\n").unwrap(),
+    ];
+    for p in &policies {
+        for command in [
+            "guest-exec",
+            "guest-ping",
+            "guest-get-time",
+            "guest-get-users",
+            "fixture-x",
+        ] {
+            assert_eq!(p.allows(command), p.decide(command).allowed, "{command}");
+        }
+    }
+    assert!(!policies[1].allows("guest-exec") && policies[1].allows("guest-ping"));
+    assert!(!policies[2].allows("guest-get-users") && policies[2].allows("guest-exec"));
+}
+
+#[test]
 fn explicit_deny_in_compat() {
     let p = parse("[command.guest-get-users]\nallow = false\n").unwrap();
     assert_eq!(

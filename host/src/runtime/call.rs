@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use wasmtime::component::{ResourceTable, Val};
 use wasmtime::{Store, Trap};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::limits::{self, CallLimiter, MemoryLimitHit};
 use super::ticker::TICK;
@@ -17,28 +16,10 @@ use crate::qobject::Value;
 impl Inner {
     pub(super) fn store(&self, prepared: &Prepared) -> Store<CallCtx> {
         let grant = &prepared.grant;
-        let mut wasi = WasiCtxBuilder::new();
-        // A call with WASI files (sysfs walks) runs on a handler thread:
-        // each file operation is done right there, not handed to tokio's
-        // blocking pool and waited for (two thread hops per operation).
-        wasi.allow_blocking_current_thread(true);
-        for (k, v) in &grant.env {
-            wasi.env(k, v);
-        }
-        for p in &grant.preopens {
-            let perms = if p.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            if let Err(e) = wasi.preopened_dir(&p.host, &p.guest, perms) {
-                tracing::warn!("{}: cannot preopen {}: {e}", prepared.command, p.host.display());
-            }
-        }
         let ctx = CallCtx {
             command: prepared.command.clone(),
             grant: grant.clone(),
-            wasi: wasi.build(),
+            wasi: None,
             table: resource_table(),
             limiter: CallLimiter::new(grant.memory_bytes),
             state: self.state.clone(),

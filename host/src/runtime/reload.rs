@@ -155,8 +155,8 @@ impl Generation for Inner {
     fn call(&self, command: &str, arguments: Option<&Dict>) -> Result<Option<Value>, QmpError> {
         // The dispatcher decided by this same generation's policy; a direct
         // caller (tests, tools) gets the same decision here.
-        let decision = self.config.policy.decide(command);
-        if !decision.allowed {
+        if !self.config.policy.allows(command) {
+            let decision = self.config.policy.decide(command);
             return Err(QmpError::generic(format!(
                 "Command {command} is denied by policy rule {}",
                 decision.rule
