@@ -12,7 +12,7 @@ pub const DEFAULT_VIRTIO_PATH: &str = "/dev/virtio-ports/org.qemu.guest_agent.0"
 pub const DEFAULT_ISA_PATH: &str = "/dev/ttyS0";
 pub const DEFAULT_PIDFILE: &str = "/var/run/qemu-ga.pid";
 pub const DEFAULT_STATEDIR: &str = "/var/run";
-pub const DEFAULT_FSFREEZE_HOOK: &str = "/etc/qemu/fsfreeze-hook";
+pub use crate::cli::DEFAULT_FSFREEZE_HOOK;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -343,7 +343,7 @@ fn run(config: Config) -> Result<(), AgentError> {
     let write_gate = WriteGate::new();
     init_logging(&config, &write_gate)?;
     harden_process();
-    qga::prompt::install_panic_hook();
+    qga::runtime::install_panic_hook();
     if config.daemonize {
         nix::unistd::daemon(false, false).map_err(AgentError::Daemon)?;
     }

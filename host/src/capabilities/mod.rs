@@ -35,7 +35,7 @@ use thiserror::Error;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::runtime::limits::CallLimiter;
+use crate::limits::CallLimiter;
 
 pub use self::registry::{Capability, Pace};
 

@@ -155,8 +155,8 @@ impl FreezeState {
     }
 
     /// The state as dispatch's freeze gate needs it; never waits.
-    pub fn gate(&self) -> crate::dispatch::FreezeGate {
-        use crate::dispatch::FreezeGate;
+    pub fn gate(&self) -> crate::state::FreezeGate {
+        use crate::state::FreezeGate;
         match self.gate.load(Ordering::Acquire) {
             THAWED => FreezeGate::Thawed,
             FROZEN_AT_START => FreezeGate::FrozenAtStart,
@@ -464,7 +464,7 @@ mod tests {
 
     #[test]
     fn the_gate_reads_frozen_without_waiting_while_a_freeze_runs() {
-        use crate::dispatch::FreezeGate;
+        use crate::state::FreezeGate;
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("qga-freeze-gate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -65,7 +65,7 @@ impl Trimmer {
                     }
                 }
             }
-            let _ = tokio::task::spawn_blocking(crate::runtime::sys::release_free_memory).await;
+            let _ = tokio::task::spawn_blocking(super::sys::release_free_memory).await;
             this.lock().trims += 1;
         });
     }
