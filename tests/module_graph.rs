@@ -308,3 +308,30 @@ fn test_code_comments_and_strings_make_no_edge() {
     );
     assert_eq!(find_cycle(&graph), None);
 }
+
+/// The Ctx/View split holds: no capability implements a WIT host trait on
+/// the whole store data (`CallCtx`); each sees only its view.
+#[test]
+fn no_capability_host_trait_is_implemented_on_the_call_ctx() {
+    let caps = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/capabilities");
+    let mut offenders = Vec::new();
+    let mut views = 0;
+    for (path, text) in read_tree(&caps) {
+        let code = code_only(&text);
+        for line in code.lines().map(str::trim) {
+            if line.starts_with("impl") && line.contains("Host") && line.contains(" for ") {
+                if line.contains("CallCtx") {
+                    offenders.push(format!("{}: {line}", path.display()));
+                } else {
+                    views += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "host traits on CallCtx:\n{}",
+        offenders.join("\n")
+    );
+    assert!(views >= 15, "only {views} host impls found: the reader is broken");
+}

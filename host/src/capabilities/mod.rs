@@ -25,6 +25,7 @@ pub mod resolve;
 pub mod setting;
 pub mod sysfs;
 pub mod trim;
+pub mod view;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use thiserror::Error;
-use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::limits::CallLimiter;
@@ -59,10 +60,7 @@ pub struct BlobData(pub String);
 /// `blob` resource.
 pub const TYPES_INTERFACE: &str = "qga:agent/types";
 
-/// Define [`TYPES_INTERFACE`] (the `blob` resource) in `linker`.
-pub fn add_types_to_linker(linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
-    qga::agent::types::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
-}
+pub use self::view::add_types_to_linker;
 
 impl BlobData {
     /// Put the base64 of `bytes` in `table`: a handle for the handler.
@@ -339,17 +337,6 @@ impl WasiView for CallCtx {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-impl qga::agent::types::Host for CallCtx {}
-
-impl qga::agent::types::HostBlob for CallCtx {
-    fn drop(&mut self, blob: Resource<Blob>) -> wasmtime::Result<()> {
-        if let Some(data) = BlobData::take(&mut self.table, blob) {
-            self.limiter.release_host(data.len());
-        }
-        Ok(())
     }
 }
 

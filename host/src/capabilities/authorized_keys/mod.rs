@@ -11,7 +11,8 @@ pub mod settings;
 mod sys;
 
 use super::qga::agent::authorized_keys::{Account, Host};
-use super::{CallCtx, Capability, Denied, Grant};
+use super::view::GrantView;
+use super::{Capability, Denied, Grant};
 
 /// May the grant touch this user's keys?
 pub fn may_touch(grant: &Grant, user: &str) -> bool {
@@ -21,9 +22,9 @@ pub fn may_touch(grant: &Grant, user: &str) -> bool {
         .is_none_or(|users| users.iter().any(|u| u == user))
 }
 
-fn check(ctx: &CallCtx, user: &str) -> Result<(), Denied> {
-    ctx.grant.require(&ctx.command, Capability::AuthorizedKeys)?;
-    if may_touch(&ctx.grant, user) {
+fn check(ctx: &GrantView<'_>, user: &str) -> Result<(), Denied> {
+    ctx.grant.require(ctx.command, Capability::AuthorizedKeys)?;
+    if may_touch(ctx.grant, user) {
         Ok(())
     } else {
         Err(Denied::User {
@@ -38,7 +39,7 @@ fn lookup(user: &str) -> Result<sys::Entry, String> {
     sys::lookup(user)
 }
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn lookup(&mut self, user: String) -> wasmtime::Result<Result<Account, String>> {
         check(self, &user)?;
         Ok(lookup(&user).map(|e| Account {

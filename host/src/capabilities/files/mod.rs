@@ -20,10 +20,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
 use super::BlobData;
 use super::qga::agent::files::{Chunk, FileError, Host, OpenMode, Whence};
 use super::resolve::{self, OFlag, Target};
 use super::{CallCtx, Capability, Denied, Grant, glob};
+use crate::limits::CallLimiter;
 
 mod mode;
 pub use mode::{Access, base, mode_name};
@@ -297,10 +300,39 @@ fn os(e: &std::io::Error) -> FileError {
     FileError::Os(super::io_strerror(e))
 }
 
-impl CallCtx {
+/// What the files capability sees of a call: the command and its grant,
+/// the agent's open-file table, and the call's resource table and memory
+/// budget (a read returns a blob). Nothing of another capability.
+pub struct FilesView<'a> {
+    command: &'a str,
+    grant: &'a Grant,
+    files: &'a FileTable,
+    table: &'a mut ResourceTable,
+    limiter: &'a mut CallLimiter,
+}
+
+/// The files capability's store data, as a linker sees it.
+pub struct Files;
+
+impl HasData for Files {
+    type Data<'a> = FilesView<'a>;
+}
+
+/// Link the files interface: each call sees only [`FilesView`].
+pub fn add_to_linker(linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
+    super::qga::agent::files::add_to_linker::<CallCtx, Files>(linker, |c| FilesView {
+        command: &c.command,
+        grant: &c.grant,
+        files: &c.state.files,
+        table: &mut c.table,
+        limiter: &mut c.limiter,
+    })
+}
+
+impl FilesView<'_> {
     /// The command holds `files` and this operation of it.
     fn files_allowed(&self, op: FileOp) -> wasmtime::Result<()> {
-        self.grant.require(&self.command, Capability::Files)?;
+        self.grant.require(self.command, Capability::Files)?;
         if !self.grant.file_ops.contains(&op) {
             return Err(Denied::FileOp {
                 command: self.command.to_string(),
@@ -312,7 +344,7 @@ impl CallCtx {
     }
 
     fn open_file(&self, handle: i64) -> Result<OpenFile, FileError> {
-        self.state.files.get(handle).ok_or(FileError::NoHandle)
+        self.files.get(handle).ok_or(FileError::NoHandle)
     }
 
     /// Resolve, check and open `path`: the file opened is the object
@@ -327,13 +359,13 @@ impl CallCtx {
                 Err(e) => {
                     // Fail closed: where resolution stopped must be inside
                     // the grant for the caller to learn why.
-                    check_path(&self.grant, &self.command, &e.at, name)?;
+                    check_path(self.grant, self.command, &e.at, name)?;
                     return Ok(Err(os(&e.io())));
                 }
             };
             match target {
                 Target::Existing(found) => {
-                    check_path(&self.grant, &self.command, &found.path, name)?;
+                    check_path(self.grant, self.command, &found.path, name)?;
                     let file = match found.open(flags) {
                         Ok(f) => f,
                         Err(e) => return Ok(Err(os(&e))),
@@ -349,7 +381,7 @@ impl CallCtx {
                     return Ok(Ok(file));
                 }
                 Target::Missing(missing) => {
-                    check_path(&self.grant, &self.command, &missing.path, name)?;
+                    check_path(self.grant, self.command, &missing.path, name)?;
                     match missing.create(flags, sys::NEW_FILE_MODE) {
                         Ok(f) => return Ok(Ok(f)),
                         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -362,24 +394,24 @@ impl CallCtx {
     }
 }
 
-impl Host for CallCtx {
+impl Host for FilesView<'_> {
     fn open(&mut self, path: String, mode: OpenMode) -> wasmtime::Result<Result<i64, FileError>> {
         self.files_allowed(FileOp::Open)?;
         let path = super::c_string(&path);
         // Before opening: a refused open must not create or truncate.
-        if !self.state.files.has_room() {
+        if !self.files.has_room() {
             return Ok(Err(AddError::Full.into()));
         }
         let file = match self.open_checked(Path::new(&path), mode)? {
             Ok(f) => f,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.state.files.add(file, Access::of(mode)).map_err(FileError::from))
+        Ok(self.files.add(file, Access::of(mode)).map_err(FileError::from))
     }
 
     fn exists(&mut self, handle: i64) -> wasmtime::Result<bool> {
-        self.grant.require(&self.command, Capability::Files)?;
-        Ok(self.state.files.get(handle).is_some())
+        self.grant.require(self.command, Capability::Files)?;
+        Ok(self.files.get(handle).is_some())
     }
 
     fn read(&mut self, handle: i64, count: u64) -> wasmtime::Result<Result<Chunk, FileError>> {
@@ -399,7 +431,7 @@ impl Host for CallCtx {
         };
         Ok(Ok(Chunk {
             count: bytes.len() as u64,
-            data: BlobData::push_base64(&mut self.table, &mut self.limiter, &bytes)?,
+            data: BlobData::push_base64(self.table, self.limiter, &bytes)?,
             eof,
         }))
     }
@@ -436,7 +468,7 @@ impl Host for CallCtx {
 
     fn close(&mut self, handle: i64) -> wasmtime::Result<Result<(), FileError>> {
         self.files_allowed(FileOp::Close)?;
-        Ok(self.state.files.remove(handle).map(drop).ok_or(FileError::NoHandle))
+        Ok(self.files.remove(handle).map(drop).ok_or(FileError::NoHandle))
     }
 }
 

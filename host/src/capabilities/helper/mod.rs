@@ -13,7 +13,8 @@ pub mod settings;
 mod sys;
 
 use super::qga::agent::helper::{ExitStatus, Host, SpawnError};
-use super::{CallCtx, Capability, Denied, Grant};
+use super::view::GrantView;
+use super::{Capability, Denied, Grant};
 
 /// Find every program `grants` name in PATH now, and log those missing
 /// (their commands will answer as qemu-ga does when it is not installed).
@@ -50,7 +51,7 @@ fn may_find(grant: &Grant, program: &str) -> bool {
         .any(|argv| argv.first().is_some_and(|p| p == program))
 }
 
-fn denied(ctx: &CallCtx, program: &str, args: &[String]) -> Denied {
+fn denied(ctx: &GrantView<'_>, program: &str, args: &[String]) -> Denied {
     let mut argv = program.to_owned();
     for a in args {
         argv.push(' ');
@@ -62,18 +63,18 @@ fn denied(ctx: &CallCtx, program: &str, args: &[String]) -> Denied {
     }
 }
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn find_program(&mut self, program: String) -> wasmtime::Result<Option<String>> {
-        self.grant.require(&self.command, Capability::Helper)?;
-        if !may_find(&self.grant, &program) {
+        self.grant.require(self.command, Capability::Helper)?;
+        if !may_find(self.grant, &program) {
             return Err(denied(self, &program, &[]).into());
         }
         Ok(sys::find_program(&program).map(|p| p.to_string_lossy().into_owned()))
     }
 
     fn is_executable(&mut self, program: String) -> wasmtime::Result<bool> {
-        self.grant.require(&self.command, Capability::Helper)?;
-        if !may_find(&self.grant, &program) {
+        self.grant.require(self.command, Capability::Helper)?;
+        if !may_find(self.grant, &program) {
             return Err(denied(self, &program, &[]).into());
         }
         Ok(sys::is_executable(&program))
@@ -85,8 +86,8 @@ impl Host for CallCtx {
         args: Vec<String>,
         input: Option<Vec<u8>>,
     ) -> wasmtime::Result<Result<ExitStatus, SpawnError>> {
-        self.grant.require(&self.command, Capability::Helper)?;
-        if !may_run(&self.grant, &program, &args) {
+        self.grant.require(self.command, Capability::Helper)?;
+        if !may_run(self.grant, &program, &args) {
             return Err(denied(self, &program, &args).into());
         }
         Ok(match sys::run(&program, &args, input.as_deref(), self.grant.deadline) {

@@ -25,6 +25,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use base64::Engine as _;
 
+use wasmtime::component::{HasData, Linker};
+
 use super::qga::agent::process::{CaptureMode, ChildStatus, Host, SpawnRequest};
 use super::{CallCtx, Capability, Denied, Grant, glob};
 
@@ -424,9 +426,33 @@ fn spawn_failed(program: &str, errno: &std::io::Error) -> String {
     )
 }
 
-impl Host for CallCtx {
+/// What the process capability sees of a call: the command and its grant
+/// and the agent's child table. Nothing of another capability.
+pub struct ProcessView<'a> {
+    command: &'a str,
+    grant: &'a Grant,
+    children: &'a Arc<ChildTable>,
+}
+
+/// The process capability's store data, as a linker sees it.
+pub struct Process;
+
+impl HasData for Process {
+    type Data<'a> = ProcessView<'a>;
+}
+
+/// Link the process interface: each call sees only [`ProcessView`].
+pub fn add_to_linker(linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
+    super::qga::agent::process::add_to_linker::<CallCtx, Process>(linker, |c| ProcessView {
+        command: &c.command,
+        grant: &c.grant,
+        children: &c.state.process,
+    })
+}
+
+impl Host for ProcessView<'_> {
     fn spawn(&mut self, req: SpawnRequest) -> wasmtime::Result<Result<i64, String>> {
-        self.grant.require(&self.command, Capability::Process)?;
+        self.grant.require(self.command, Capability::Process)?;
         // G_SPAWN_SEARCH_PATH_FROM_ENVP: the given environment's PATH, else
         // the agent's, else GLib's default.
         let path_var = req
@@ -445,7 +471,7 @@ impl Host for CallCtx {
             Ok(p) => p,
             Err(e) => {
                 // Fail closed: the caller learns why only inside the grant.
-                check_program(&self.grant, &self.command, &e.at)?;
+                check_program(self.grant, self.command, &e.at)?;
                 return Ok(Err(spawn_failed(&req.path, &e.io())));
             }
         };
@@ -456,7 +482,7 @@ impl Host for CallCtx {
                 &std::io::Error::from_raw_os_error(libc::EACCES),
             )));
         }
-        check_spawn(&self.grant, &self.command, &program.path, req.env.as_deref())?;
+        check_spawn(self.grant, self.command, &program.path, req.env.as_deref())?;
         let file = program.proc_path();
         // Strings reach the child as qemu-ga passes them (see c_string).
         let argv0 = super::c_string(&req.path);
@@ -475,7 +501,7 @@ impl Host for CallCtx {
             // a fork instead of posix_spawn).
             keep_fd: is_script(&program).then(|| std::os::fd::AsRawFd::as_raw_fd(&program.fd)),
         };
-        let table = &self.state.process;
+        let table = self.children;
         let mut input = req.input;
         match table.spawn(&spawn, &mut input) {
             Ok(pid) => Ok(Ok(pid)),
@@ -501,8 +527,8 @@ impl Host for CallCtx {
     }
 
     fn status(&mut self, pid: i64) -> wasmtime::Result<Option<ChildStatus>> {
-        self.grant.require(&self.command, Capability::Process)?;
-        Ok(self.state.process.status(pid))
+        self.grant.require(self.command, Capability::Process)?;
+        Ok(self.children.status(pid))
     }
 }
 

@@ -6,11 +6,12 @@ mod sys;
 use std::path::Path;
 
 use super::qga::agent::read_file::{Host, ReadError};
-use super::{CallCtx, Capability, Denied};
+use super::view::GrantView;
+use super::{Capability, Denied};
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn read(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, ReadError>> {
-        self.grant.require(&self.command, Capability::ReadFile)?;
+        self.grant.require(self.command, Capability::ReadFile)?;
         if !self.grant.read_files.iter().any(|p| p == Path::new(&path)) {
             return Err(Denied::Path {
                 command: self.command.to_string(),

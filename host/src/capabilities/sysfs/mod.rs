@@ -10,7 +10,8 @@ pub mod settings;
 mod sys;
 
 use super::qga::agent::sysfs::{DirEntry, Host, OsError};
-use super::{CallCtx, Capability, Denied, Grant};
+use super::view::GrantView;
+use super::{Capability, Denied, Grant};
 
 /// Does `path` match `pattern`? The one glob language of grants
 /// ([`super::glob`]); sysfs patterns use its `{n}`.
@@ -18,8 +19,8 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
     super::glob::matches(pattern, path)
 }
 
-fn check(ctx: &CallCtx, path: &str, write: bool) -> Result<(), Denied> {
-    ctx.grant.require(&ctx.command, Capability::Sysfs)?;
+fn check(ctx: &GrantView<'_>, path: &str, write: bool) -> Result<(), Denied> {
+    ctx.grant.require(ctx.command, Capability::Sysfs)?;
     let patterns = if write {
         &ctx.grant.sysfs_write
     } else {
@@ -50,7 +51,7 @@ fn os_error(e: std::io::Error) -> OsError {
     }
 }
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn open_dir(&mut self, path: String) -> wasmtime::Result<Result<(), OsError>> {
         check(self, &path, false)?;
         Ok(sys::open_dir(&path).map_err(os_error))
