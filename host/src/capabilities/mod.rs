@@ -105,10 +105,8 @@ pub struct Preopen {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
     pub capabilities: BTreeSet<Capability>,
-    /// read-file: exact paths the command may read.
-    pub read_files: Vec<PathBuf>,
-    /// read-file: at most this many bytes per read.
-    pub read_limit: u64,
+    /// read-file: which exact paths, how many bytes per read.
+    pub read_file: read_file::ReadFileGrant,
     /// WASI environment variables visible to the handler.
     pub env: Vec<(String, String)>,
     /// WASI preopened directories.
@@ -122,24 +120,16 @@ pub struct Grant {
     /// freeze, trim, fs-stat: mount points the command may act on (globs,
     /// see [`glob`], over the resolved path).
     pub mounts: Vec<String>,
-    /// files: which paths may be opened in which modes (matched against
-    /// the resolved path of the object opened). Only an `open` grant uses them.
-    pub files: Vec<files::FileRule>,
-    /// files: which operations of the open-file table the command may use
-    /// (guest-file-read only reads handles, guest-file-flush opens nothing).
-    pub file_ops: BTreeSet<files::FileOp>,
+    /// files: which paths in which modes, which operations.
+    pub files: files::FilesGrant,
     /// process: which programs may run, with which environment, as whom.
     pub process: process::ProcessGrant,
-    /// sysfs: path patterns the command may read (open, list, read);
-    /// see [`sysfs::pattern_matches`].
-    pub sysfs_read: Vec<String>,
-    /// sysfs: path patterns the command may write.
-    pub sysfs_write: Vec<String>,
-    /// helper: the exact argument vectors (program first) it may run.
-    pub helpers: Vec<Vec<String>>,
-    /// authorized-keys: the users whose keys it may touch; `None` = any
-    /// user (qemu-ga's behaviour).
-    pub ssh_users: Option<Vec<String>>,
+    /// sysfs: path patterns the command may read and write.
+    pub sysfs: sysfs::SysfsGrant,
+    /// helper: the exact argument vectors it may run.
+    pub helper: helper::HelperGrant,
+    /// authorized-keys: the users whose keys it may touch.
+    pub authorized_keys: authorized_keys::AuthorizedKeysGrant,
 }
 
 pub const DEFAULT_MEMORY: usize = 64 << 20;
@@ -154,21 +144,18 @@ impl Grant {
     pub fn none() -> Grant {
         Grant {
             capabilities: BTreeSet::new(),
-            read_files: Vec::new(),
-            read_limit: 1 << 20,
+            read_file: read_file::ReadFileGrant::nothing(),
             env: Vec::new(),
             preopens: Vec::new(),
             memory_bytes: DEFAULT_MEMORY,
             deadline: DEFAULT_DEADLINE,
             reply_limit: DEFAULT_REPLY_LIMIT,
-            files: Vec::new(),
-            file_ops: BTreeSet::new(),
+            files: files::FilesGrant::nothing(),
             process: process::ProcessGrant::nothing(),
             mounts: Vec::new(),
-            sysfs_read: Vec::new(),
-            sysfs_write: Vec::new(),
-            helpers: Vec::new(),
-            ssh_users: Some(Vec::new()),
+            sysfs: sysfs::SysfsGrant::nothing(),
+            helper: helper::HelperGrant::nothing(),
+            authorized_keys: authorized_keys::AuthorizedKeysGrant::nothing(),
         }
     }
 
@@ -222,8 +209,8 @@ impl Grant {
             Pace::Blocking => false,
         };
         self.capabilities.iter().all(quick)
-            && self.sysfs_write.is_empty()
-            && self.read_limit <= 16 << 20
+            && self.sysfs.write.is_empty()
+            && self.read_file.limit <= 16 << 20
             && self.preopens.is_empty()
     }
 }
@@ -418,23 +405,27 @@ mod tests {
             "guest-get-cpustats",
         ] {
             let g = crate::policy::manifests::builtin(c, &no_env);
-            assert!(g.sysfs_write.is_empty() && g.helpers.is_empty(), "{c}");
+            assert!(g.sysfs.write.is_empty() && g.helper.argvs.is_empty(), "{c}");
         }
         assert_eq!(
-            crate::policy::manifests::builtin("guest-get-cpustats", &no_env).read_files,
+            crate::policy::manifests::builtin("guest-get-cpustats", &no_env)
+                .read_file
+                .paths,
             [PathBuf::from("/proc/stat")]
         );
         assert_eq!(
-            crate::policy::manifests::builtin("guest-network-get-interfaces", &no_env).read_files,
+            crate::policy::manifests::builtin("guest-network-get-interfaces", &no_env)
+                .read_file
+                .paths,
             [PathBuf::from("/proc/net/dev")]
         );
         assert_eq!(caps("guest-network-get-route"), [ReadFile]);
         let route = crate::policy::manifests::builtin("guest-network-get-route", &no_env);
         assert_eq!(
-            route.read_files,
+            route.read_file.paths,
             [PathBuf::from("/proc/net/route"), PathBuf::from("/proc/net/ipv6_route")]
         );
-        assert!(route.is_prompt() && route.preopens.is_empty() && route.helpers.is_empty());
+        assert!(route.is_prompt() && route.preopens.is_empty() && route.helper.argvs.is_empty());
         // the clock is set only by guest-set-time; get-time cannot
         assert!(!crate::policy::manifests::builtin("guest-get-time", &no_env).allows(ClockSet));
     }
@@ -443,10 +434,10 @@ mod tests {
     fn osinfo_reads_qga_os_release_instead_when_set() {
         let env = |k: &str| (k == "QGA_OS_RELEASE").then(|| "/tmp/osr".to_owned());
         let g = crate::policy::manifests::builtin("guest-get-osinfo", &env);
-        assert_eq!(g.read_files, [PathBuf::from("/tmp/osr")]);
+        assert_eq!(g.read_file.paths, [PathBuf::from("/tmp/osr")]);
         assert_eq!(g.env, [("QGA_OS_RELEASE".to_owned(), "/tmp/osr".to_owned())]);
         let g = crate::policy::manifests::builtin("guest-get-osinfo", &no_env);
-        assert_eq!(g.read_files.len(), 2);
+        assert_eq!(g.read_file.paths.len(), 2);
         assert!(g.env.is_empty());
     }
 

@@ -17,9 +17,26 @@ use super::{Capability, Denied, Grant};
 /// May the grant touch this user's keys?
 pub fn may_touch(grant: &Grant, user: &str) -> bool {
     grant
-        .ssh_users
+        .authorized_keys
+        .users
         .as_ref()
         .is_none_or(|users| users.iter().any(|u| u == user))
+}
+
+/// Whose keys a command may touch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizedKeysGrant {
+    /// The users; `None` = any user (qemu-ga's behaviour).
+    pub users: Option<Vec<String>>,
+}
+
+impl AuthorizedKeysGrant {
+    /// No user.
+    pub fn nothing() -> AuthorizedKeysGrant {
+        AuthorizedKeysGrant {
+            users: Some(Vec::new()),
+        }
+    }
 }
 
 fn check(ctx: &GrantView<'_>, user: &str) -> Result<(), Denied> {
@@ -86,7 +103,7 @@ mod tests {
         let mut g = crate::policy::manifests::builtin("guest-ssh-add-authorized-keys", &env);
         assert!(may_touch(&g, "root"));
         assert!(may_touch(&g, "qgatest"));
-        g.ssh_users = Some(vec!["qgatest".to_owned()]);
+        g.authorized_keys.users = Some(vec!["qgatest".to_owned()]);
         assert!(may_touch(&g, "qgatest"));
         assert!(!may_touch(&g, "root"));
         assert!(!may_touch(&Grant::none(), "root"));

@@ -54,6 +54,27 @@ pub struct FileRule {
 /// All six qemu-ga modes.
 pub const ALL_MODES: [&str; 6] = ["r", "r+", "w", "w+", "a", "a+"];
 
+/// What a command may do with guest files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilesGrant {
+    /// Which paths may be opened in which modes (matched against the
+    /// resolved path of the object opened). Only an `open` grant uses them.
+    pub rules: Vec<FileRule>,
+    /// Which operations of the open-file table the command may use
+    /// (guest-file-read only reads handles, guest-file-flush opens nothing).
+    pub ops: std::collections::BTreeSet<FileOp>,
+}
+
+impl FilesGrant {
+    /// No path and no operation.
+    pub fn nothing() -> FilesGrant {
+        FilesGrant {
+            rules: Vec::new(),
+            ops: std::collections::BTreeSet::new(),
+        }
+    }
+}
+
 /// One operation of the files capability, granted per command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FileOp {
@@ -122,6 +143,7 @@ pub fn check_path(grant: &Grant, command: &str, resolved: &Path, mode: &str) -> 
     // lossy text (the message shows that text).
     if grant
         .files
+        .rules
         .iter()
         .any(|r| r.modes.contains(&base) && glob::matches_path(&r.pattern, resolved))
     {
@@ -333,7 +355,7 @@ impl FilesView<'_> {
     /// The command holds `files` and this operation of it.
     fn files_allowed(&self, op: FileOp) -> wasmtime::Result<()> {
         self.grant.require(self.command, Capability::Files)?;
-        if !self.grant.file_ops.contains(&op) {
+        if !self.grant.files.ops.contains(&op) {
             return Err(Denied::FileOp {
                 command: self.command.to_string(),
                 op: op.name().to_owned(),

@@ -21,7 +21,7 @@ use super::{Capability, Denied, Grant};
 pub fn resolve_at_start<'a>(grants: impl IntoIterator<Item = &'a Grant>) {
     let mut programs: Vec<&str> = grants
         .into_iter()
-        .flat_map(|g| g.helpers.iter().filter_map(|argv| argv.first()))
+        .flat_map(|g| g.helper.argvs.iter().filter_map(|argv| argv.first()))
         .map(String::as_str)
         .filter(|p| !p.contains('/'))
         .collect();
@@ -38,7 +38,8 @@ pub fn resolve_at_start<'a>(grants: impl IntoIterator<Item = &'a Grant>) {
 /// May the grant run `program` with `args`?
 pub fn may_run(grant: &Grant, program: &str, args: &[String]) -> bool {
     grant
-        .helpers
+        .helper
+        .argvs
         .iter()
         .any(|argv| argv.first().is_some_and(|p| p == program) && argv[1..] == *args)
 }
@@ -46,7 +47,8 @@ pub fn may_run(grant: &Grant, program: &str, args: &[String]) -> bool {
 /// May the grant look up `program` (it runs it with some arguments)?
 fn may_find(grant: &Grant, program: &str) -> bool {
     grant
-        .helpers
+        .helper
+        .argvs
         .iter()
         .any(|argv| argv.first().is_some_and(|p| p == program))
 }
@@ -60,6 +62,20 @@ fn denied(ctx: &GrantView<'_>, program: &str, args: &[String]) -> Denied {
     Denied::Helper {
         command: ctx.command.to_string(),
         argv,
+    }
+}
+
+/// Which helper programs a command may run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HelperGrant {
+    /// The exact argument vectors (program first) it may run.
+    pub argvs: Vec<Vec<String>>,
+}
+
+impl HelperGrant {
+    /// No program.
+    pub fn nothing() -> HelperGrant {
+        HelperGrant { argvs: Vec::new() }
     }
 }
 
@@ -124,7 +140,8 @@ mod tests {
         assert!(!may_run(&g, "chpasswd", &[]));
         assert!(
             crate::policy::manifests::builtin("guest-network-get-interfaces", &env)
-                .helpers
+                .helper
+                .argvs
                 .is_empty()
         );
     }

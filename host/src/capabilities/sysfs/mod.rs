@@ -19,12 +19,31 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
     super::glob::matches(pattern, path)
 }
 
+/// Which sysfs paths a command may read and write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SysfsGrant {
+    /// Path patterns it may read (open, list, read); see [`pattern_matches`].
+    pub read: Vec<String>,
+    /// Path patterns it may write.
+    pub write: Vec<String>,
+}
+
+impl SysfsGrant {
+    /// No path.
+    pub fn nothing() -> SysfsGrant {
+        SysfsGrant {
+            read: Vec::new(),
+            write: Vec::new(),
+        }
+    }
+}
+
 fn check(ctx: &GrantView<'_>, path: &str, write: bool) -> Result<(), Denied> {
     ctx.grant.require(ctx.command, Capability::Sysfs)?;
     let patterns = if write {
-        &ctx.grant.sysfs_write
+        &ctx.grant.sysfs.write
     } else {
-        &ctx.grant.sysfs_read
+        &ctx.grant.sysfs.read
     };
     if patterns.iter().any(|p| pattern_matches(p, path)) {
         return Ok(());
@@ -40,7 +59,7 @@ fn check(ctx: &GrantView<'_>, path: &str, write: bool) -> Result<(), Denied> {
 
 /// Whether a grant lets `path` be written (for `qga policy` and tests).
 pub fn may_write(grant: &Grant, path: &str) -> bool {
-    grant.sysfs_write.iter().any(|p| pattern_matches(p, path))
+    grant.sysfs.write.iter().any(|p| pattern_matches(p, path))
 }
 
 fn os_error(e: std::io::Error) -> OsError {
@@ -142,11 +161,11 @@ mod tests {
             "guest-suspend-hybrid",
         ] {
             assert!(
-                crate::policy::manifests::builtin(ro, &env).sysfs_write.is_empty(),
+                crate::policy::manifests::builtin(ro, &env).sysfs.write.is_empty(),
                 "{ro}"
             );
         }
         let g = crate::policy::manifests::builtin("guest-suspend-ram", &env);
-        assert_eq!(g.sysfs_write, ["/sys/power/state"]);
+        assert_eq!(g.sysfs.write, ["/sys/power/state"]);
     }
 }
