@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod dispatch;
+pub mod errno_text;
 pub mod limits;
 pub mod logfile;
 pub mod pidfile;

@@ -39,6 +39,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::limits::CallLimiter;
 
 pub use self::registry::{Capability, Pace};
+pub use crate::errno_text::{io_strerror, strerror};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -215,20 +216,6 @@ impl Grant {
     }
 }
 
-/// strerror(3) as glibc words it ("Success" for 0): std's text without
-/// its " (os error N)" suffix. (nix's `Errno::desc` uses different words
-/// for some errors, e.g. ELOOP.)
-pub fn strerror(errno: i32) -> String {
-    if errno == 0 {
-        return "Success".to_owned();
-    }
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    match text.strip_suffix(&format!(" (os error {errno})")) {
-        Some(t) => t.to_owned(),
-        None => text,
-    }
-}
-
 /// A request string as qemu-ga hands it to the C library. QEMU's JSON
 /// parser keeps `\u0000` as the two bytes C0 80 (modified UTF-8), so a NUL
 /// never cuts a path, an argument or a name short: it is two more bytes of
@@ -243,14 +230,6 @@ pub fn c_string(s: &str) -> std::ffi::OsString {
         }
     }
     std::ffi::OsString::from_vec(bytes)
-}
-
-/// strerror(3) text of an I/O error, without Rust's " (os error N)".
-pub fn io_strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => strerror(code),
-        None => e.to_string(),
-    }
 }
 
 /// A call refused by a grant. It fails the call (a trap out of the
@@ -286,7 +265,8 @@ pub enum Denied {
 }
 
 /// State that outlives a call, held by the host and shared by every call
-/// (independent of any component instance, so a handler swap keeps it).
+/// (independent of any component instance, so a handler swap keeps it):
+/// the open files (in [`crate::state`]) and the children of guest-exec.
 #[derive(Debug)]
 pub struct HostState {
     /// guest-file-*: open files and the persistent handle counter.
