@@ -189,7 +189,7 @@ impl Config {
                 // GLib's g_key_file_load_from_file words a directory so.
                 let reason = match source.raw_os_error() {
                     Some(libc::EISDIR) => "Not a regular file".to_owned(),
-                    _ => crate::capabilities::io_strerror(&source),
+                    _ => crate::errno_text::io_strerror(&source),
                 };
                 return Err(ConfigError::Required {
                     path: config_file.to_owned(),
