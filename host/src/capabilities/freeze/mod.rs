@@ -9,8 +9,11 @@
 //! up frozen and can still thaw. The file lists the mount points being
 //! frozen, one per line (qemu-ga writes it empty; both read as frozen).
 
+mod host;
 mod mount_root;
 mod sys;
+
+pub use host::{Freeze, FreezeView, add_to_linker};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -18,10 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
-use wasmtime::component::{HasData, Linker};
-
-use super::qga::agent::freeze::Host;
-use super::{CallCtx, Capability, Denied, Grant, QgaError, io_strerror};
+use super::{Denied, QgaError, io_strerror};
 use crate::write_gate::WriteGate;
 use mount_root::{MountLine, MountRootError, mount_lines, open_root};
 
@@ -373,82 +373,6 @@ fn qga_error(e: FreezeError) -> wasmtime::Result<Result<i64, QgaError>> {
         other => Ok(Err(QgaError {
             desc: other.to_string(),
         })),
-    }
-}
-
-/// What the freeze capability sees of a call: the command and its grant
-/// and the agent's freeze state. Nothing of another capability.
-pub struct FreezeView<'a> {
-    command: &'a str,
-    grant: &'a Grant,
-    freeze: &'a FreezeState,
-}
-
-/// The freeze capability's store data, as a linker sees it.
-pub struct Freeze;
-
-impl HasData for Freeze {
-    type Data<'a> = FreezeView<'a>;
-}
-
-/// Link the freeze interface: each call sees only [`FreezeView`].
-pub fn add_to_linker(linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
-    super::qga::agent::freeze::add_to_linker::<CallCtx, Freeze>(linker, |c| FreezeView {
-        command: &c.command,
-        grant: &c.grant,
-        freeze: &c.freeze,
-    })
-}
-
-impl FreezeView<'_> {
-    /// Freeze and thaw (and their hook) need the capability and at least
-    /// one mount point: a grant without one (guest-fsfreeze-status's) can
-    /// only read the state.
-    fn require_mounts(&self) -> Result<(), Denied> {
-        self.grant.require(self.command, Capability::Freeze)?;
-        if self.grant.mounts.is_empty() {
-            return Err(Denied::NoMounts {
-                command: self.command.to_string(),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Host for FreezeView<'_> {
-    fn is_frozen(&mut self) -> wasmtime::Result<bool> {
-        self.grant.require(self.command, Capability::Freeze)?;
-        Ok(self.freeze.is_frozen())
-    }
-
-    fn freeze(&mut self, mountpoints: Option<Vec<String>>) -> wasmtime::Result<Result<i64, QgaError>> {
-        self.require_mounts()?;
-        let grant = self.grant;
-        // The hook and FIFREEZE run to completion, out of the call's slot.
-        let frozen = {
-            let _out = crate::call_slot::step_out();
-            self.freeze
-                .freeze(self.command, mountpoints.as_deref(), &|m| grant.allows_mount(m))
-        };
-        match frozen {
-            Ok(n) => Ok(Ok(n)),
-            Err(e) => qga_error(e),
-        }
-    }
-
-    fn thaw(&mut self) -> wasmtime::Result<Result<i64, QgaError>> {
-        self.require_mounts()?;
-        let grant = self.grant;
-        // Waits for a freeze in progress (its hook), then FITHAWs and runs
-        // the hook: out of the call's slot.
-        let thawed = {
-            let _out = crate::call_slot::step_out();
-            self.freeze.thaw(&|m| grant.allows_mount(m))
-        };
-        match thawed {
-            Ok(n) => Ok(Ok(n)),
-            Err(e) => qga_error(e),
-        }
     }
 }
 
