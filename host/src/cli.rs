@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::config::DEFAULT_FSFREEZE_HOOK;
+/// The hook `-F` runs when given no path (qemu-ga's default).
+pub const DEFAULT_FSFREEZE_HOOK: &str = "/etc/qemu/fsfreeze-hook";
 
 #[derive(Debug, Parser)]
 #[command(

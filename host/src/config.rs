@@ -12,7 +12,7 @@ pub const DEFAULT_VIRTIO_PATH: &str = "/dev/virtio-ports/org.qemu.guest_agent.0"
 pub const DEFAULT_ISA_PATH: &str = "/dev/ttyS0";
 pub const DEFAULT_PIDFILE: &str = "/var/run/qemu-ga.pid";
 pub const DEFAULT_STATEDIR: &str = "/var/run";
-pub const DEFAULT_FSFREEZE_HOOK: &str = "/etc/qemu/fsfreeze-hook";
+pub use crate::cli::DEFAULT_FSFREEZE_HOOK;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -189,7 +189,7 @@ impl Config {
                 // GLib's g_key_file_load_from_file words a directory so.
                 let reason = match source.raw_os_error() {
                     Some(libc::EISDIR) => "Not a regular file".to_owned(),
-                    _ => crate::capabilities::io_strerror(&source),
+                    _ => crate::errno_text::io_strerror(&source),
                 };
                 return Err(ConfigError::Required {
                     path: config_file.to_owned(),

@@ -3,6 +3,8 @@
 //! (compat flags, then policy), the audit event, and the reply.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -11,7 +13,7 @@ use crate::policy::{Decision, Policy};
 use crate::protocol::{self, ErrorClass, Parsed, QmpError, Request};
 use crate::qemu_ga_facts::{self, DISABLED_ON_LINUX, FREEZE_ALLOWLIST, NativeCommand as Native};
 use crate::qobject::{Dict, Value};
-use crate::trimmer::Trimmer;
+use crate::state::FreezeGate;
 
 /// A command a backend (the component runtime) can run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,19 @@ pub trait Backend: Send + Sync {
     fn freeze_gate(&self) -> FreezeGate {
         FreezeGate::Thawed
     }
+    /// Run `command` on `generation` (one this backend handed out): the
+    /// backend decides where and when (event loop or blocking thread,
+    /// how many at once).
+    fn call<'a>(
+        &'a self,
+        generation: Arc<dyn Generation>,
+        command: &'a str,
+        arguments: Option<&'a Dict>,
+    ) -> BackendCall<'a>;
 }
+
+/// A call in flight on a [`Backend`].
+pub type BackendCall<'a> = Pin<Box<dyn Future<Output = Result<Option<Value>, QmpError>> + Send + 'a>>;
 
 /// One generation of a backend: its policy (hence the allow/deny
 /// decisions), its commands, the components and grants that run them.
@@ -58,20 +72,6 @@ pub trait Generation: Send + Sync {
     fn digest(&self, _command: &str) -> Option<String> {
         None
     }
-}
-
-/// The freeze state as dispatch sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FreezeGate {
-    Thawed,
-    /// Frozen by a guest-fsfreeze-freeze(-list) of this agent: the frozen
-    /// reason replaces "disabled" even for blocked commands (qemu-ga's
-    /// ga_set_frozen disables them again, with its reason).
-    Frozen,
-    /// Started frozen (state file left by a killed agent): blocked
-    /// commands say only "has been disabled" (qemu-ga applies its block
-    /// list after the frozen state at start-up).
-    FrozenAtStart,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,16 +155,7 @@ pub struct Dispatcher {
     policy: RwLock<Arc<Policy>>,
     filter: RpcFilter,
     audit: Option<Arc<AuditLog>>,
-    /// Component calls running at once. Handlers are CPU-bound and the
-    /// machine has few cores: more in parallel only costs threads and
-    /// instance memory. Clients beyond it wait their turn.
-    calls: Arc<tokio::sync::Semaphore>,
-    /// Hands memory back to the kernel once the calls stop.
-    trimmer: Arc<Trimmer>,
 }
-
-/// See [`Dispatcher::calls`].
-const MAX_CONCURRENT_CALLS: usize = 8;
 
 /// What the audit log records about one request, filled in while routing.
 struct Trace {
@@ -191,8 +182,6 @@ impl Dispatcher {
             policy: RwLock::new(policy),
             filter: filter.clone(),
             audit: None,
-            calls: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
-            trimmer: Arc::default(),
         }
     }
 
@@ -458,47 +447,10 @@ impl Dispatcher {
 
     /// Run `name` on the generation `table` was built from.
     async fn call_backend(&self, table: &Table, name: &str, args: Option<&Dict>) -> Result<Option<Value>, QmpError> {
-        let Some(backend) = table.generation.clone() else {
+        let (Some(generation), Some(backend)) = (table.generation.clone(), self.backend.as_ref()) else {
             return Err(QmpError::not_found(format!("The command {name} has not been found")));
         };
-        if backend.is_prompt(name)
-            && let Some(result) = crate::prompt::run(|| backend.call(name, args))
-        {
-            return result;
-        }
-        let slot = self
-            .calls
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
-        let owned = name.to_owned();
-        let args = args.cloned();
-        let calls = self.calls.clone();
-        // The call holds its slot on its thread; a blocking host call steps
-        // out of it meanwhile (crate::call_slot).
-        let result = tokio::task::spawn_blocking(move || {
-            let _slot = crate::call_slot::hold(calls, slot);
-            backend.call(&owned, args.as_ref())
-        })
-        .await
-        .unwrap_or_else(|e| Err(QmpError::generic(format!("{name}: handler thread failed: {e}"))));
-        self.after_call();
-        result
-    }
-
-    /// Trim once the agent has been quiet for a while (at start-up: what
-    /// start-up alone used). Needs a tokio runtime.
-    pub fn trim_when_quiet(&self) {
-        self.trimmer.request();
-    }
-
-    /// Once no call is running, hand the memory the calls freed (large
-    /// transfers, bursts of concurrent calls) back to the kernel.
-    fn after_call(&self) {
-        if self.calls.available_permits() == MAX_CONCURRENT_CALLS {
-            self.trimmer.request();
-        }
+        backend.call(generation, name, args).await
     }
 
     fn freeze_gate(&self) -> FreezeGate {

@@ -343,7 +343,7 @@ fn run(config: Config) -> Result<(), AgentError> {
     let write_gate = WriteGate::new();
     init_logging(&config, &write_gate)?;
     harden_process();
-    qga::prompt::install_panic_hook();
+    qga::runtime::install_panic_hook();
     if config.daemonize {
         nix::unistd::daemon(false, false).map_err(AgentError::Daemon)?;
     }
@@ -415,6 +415,7 @@ fn run(config: Config) -> Result<(), AgentError> {
             }
         }
     }
+    let start_runtime = runtime.clone();
     let handlers: Arc<dyn qga::dispatch::Backend> = runtime.clone();
     let dispatcher = Arc::new(
         Dispatcher::new(Some(handlers), &filter)
@@ -440,7 +441,7 @@ fn run(config: Config) -> Result<(), AgentError> {
         let mut interrupt = signal(SignalKind::interrupt()).map_err(AgentError::EventLoop)?;
         let mut hangup = signal(SignalKind::hangup()).map_err(AgentError::EventLoop)?;
         let reloader = Arc::new(reloader);
-        dispatcher.trim_when_quiet();
+        start_runtime.trim_when_quiet();
         let reloads = async {
             while hangup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading policy and components");

@@ -12,18 +12,22 @@
 mod call;
 mod engine;
 mod error;
-pub mod limits;
 mod loading;
+mod prompt;
 mod reload;
+mod schedule;
 pub mod sources;
 pub mod sys;
 pub mod ticker;
+pub mod trimmer;
 pub mod wasi;
 
+pub use crate::limits;
 pub use engine::engine;
 pub use error::{LoadError, RuntimeError};
 #[cfg(feature = "compiler")]
 pub use loading::compile_artifact;
+pub use prompt::install_panic_hook;
 pub use reload::ComponentEvent;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,7 +41,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use crate::capabilities::freeze::FreezeState;
 use crate::capabilities::{CallCtx, Capability, Denied, Grant, HostState};
 use crate::convert::Signature;
-use crate::dispatch::{Backend, CommandSpec, Generation};
+use crate::dispatch::{Backend, BackendCall, CommandSpec, Generation};
 use crate::policy::{Policy, Ungranted};
 use crate::protocol::QmpError;
 use crate::qobject::{Dict, Value};
@@ -157,6 +161,8 @@ pub struct Runtime {
     reloading: Mutex<()>,
     /// Stops the ticker when the runtime goes.
     _ticker_thread: TickerThread,
+    /// Where and when calls run (event loop or call slot).
+    scheduler: schedule::Scheduler,
 }
 
 impl Runtime {
@@ -197,6 +203,7 @@ impl Runtime {
             current: RwLock::new(inner),
             reloading: Mutex::new(()),
             _ticker_thread: ticker_thread,
+            scheduler: schedule::Scheduler::default(),
         })
     }
 
@@ -266,6 +273,12 @@ impl Runtime {
         self.current().call(command, arguments)
     }
 
+    /// Hand what start-up alone used back to the kernel once the agent has
+    /// been quiet for a while. Needs a tokio runtime.
+    pub fn trim_when_quiet(&self) {
+        self.scheduler.trim_when_quiet();
+    }
+
     /// The live generation's serial: 1 at start, one more per reload.
     pub fn serial(&self) -> u64 {
         self.current().serial
@@ -277,8 +290,17 @@ impl Backend for Runtime {
         self.current()
     }
 
-    fn freeze_gate(&self) -> crate::dispatch::FreezeGate {
+    fn freeze_gate(&self) -> crate::state::FreezeGate {
         self.current().freeze.gate()
+    }
+
+    fn call<'a>(
+        &'a self,
+        generation: Arc<dyn Generation>,
+        command: &'a str,
+        arguments: Option<&'a Dict>,
+    ) -> BackendCall<'a> {
+        Box::pin(self.scheduler.run(generation, command, arguments))
     }
 }
 

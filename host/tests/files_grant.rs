@@ -22,8 +22,8 @@ fn tmp_only_runtime(state: &Path) -> Runtime {
     let mut config = RuntimeConfig::new(state.join("state"));
     std::fs::create_dir_all(&config.state_dir).unwrap();
     let mut open = Grant::none().with(Capability::Files);
-    open.files = vec![FileRule::any_mode("/tmp/**")];
-    open.file_ops.insert(FileOp::Open);
+    open.files.rules = vec![FileRule::any_mode("/tmp/**")];
+    open.files.ops.insert(FileOp::Open);
     config.grants.insert("guest-file-open".into(), open);
     let mut exec = Grant::none().with(Capability::Process);
     exec.process = ProcessGrant {

@@ -87,7 +87,7 @@ fn policy_narrows_read_file_per_argument() {
     std::fs::write(&a, "aaaa").unwrap();
     std::fs::write(&b, "bbbbbbbb").unwrap();
     let mut grant = Grant::none().with(Capability::ReadFile);
-    grant.read_files = vec![a.clone(), b.clone()];
+    grant.read_file.paths = vec![a.clone(), b.clone()];
     let base = grant.clone();
     // Without a policy both files are readable.
     let rt = runtime("narrow-none", "", |c| {
@@ -116,7 +116,7 @@ fn policy_narrows_read_file_per_argument() {
             .unwrap_err()
             .contains("may not read /etc/os-release")
     );
-    assert_eq!(rt.grant("fixture-read").unwrap().read_files, [a]);
+    assert_eq!(rt.grant("fixture-read").unwrap().read_file.paths, [a]);
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub mod resolve;
 pub mod setting;
 pub mod sysfs;
 pub mod trim;
+pub mod view;
 pub mod wasi_ctx;
 
 use std::collections::BTreeSet;
@@ -33,12 +34,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use thiserror::Error;
-use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::runtime::limits::CallLimiter;
+use crate::limits::CallLimiter;
 
 pub use self::registry::{Capability, Pace};
+pub use crate::errno_text::{io_strerror, strerror};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -60,10 +62,7 @@ pub struct BlobData(pub String);
 /// `blob` resource.
 pub const TYPES_INTERFACE: &str = "qga:agent/types";
 
-/// Define [`TYPES_INTERFACE`] (the `blob` resource) in `linker`.
-pub fn add_types_to_linker(linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
-    qga::agent::types::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
-}
+pub use self::view::add_types_to_linker;
 
 impl BlobData {
     /// Put the base64 of `bytes` in `table`: a handle for the handler.
@@ -108,10 +107,8 @@ pub struct Preopen {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
     pub capabilities: BTreeSet<Capability>,
-    /// read-file: exact paths the command may read.
-    pub read_files: Vec<PathBuf>,
-    /// read-file: at most this many bytes per read.
-    pub read_limit: u64,
+    /// read-file: which exact paths, how many bytes per read.
+    pub read_file: read_file::ReadFileGrant,
     /// WASI environment variables visible to the handler.
     pub env: Vec<(String, String)>,
     /// WASI preopened directories.
@@ -125,24 +122,16 @@ pub struct Grant {
     /// freeze, trim, fs-stat: mount points the command may act on (globs,
     /// see [`glob`], over the resolved path).
     pub mounts: Vec<String>,
-    /// files: which paths may be opened in which modes (matched against
-    /// the resolved path of the object opened). Only an `open` grant uses them.
-    pub files: Vec<files::FileRule>,
-    /// files: which operations of the open-file table the command may use
-    /// (guest-file-read only reads handles, guest-file-flush opens nothing).
-    pub file_ops: BTreeSet<files::FileOp>,
+    /// files: which paths in which modes, which operations.
+    pub files: files::FilesGrant,
     /// process: which programs may run, with which environment, as whom.
     pub process: process::ProcessGrant,
-    /// sysfs: path patterns the command may read (open, list, read);
-    /// see [`sysfs::pattern_matches`].
-    pub sysfs_read: Vec<String>,
-    /// sysfs: path patterns the command may write.
-    pub sysfs_write: Vec<String>,
-    /// helper: the exact argument vectors (program first) it may run.
-    pub helpers: Vec<Vec<String>>,
-    /// authorized-keys: the users whose keys it may touch; `None` = any
-    /// user (qemu-ga's behaviour).
-    pub ssh_users: Option<Vec<String>>,
+    /// sysfs: path patterns the command may read and write.
+    pub sysfs: sysfs::SysfsGrant,
+    /// helper: the exact argument vectors it may run.
+    pub helper: helper::HelperGrant,
+    /// authorized-keys: the users whose keys it may touch.
+    pub authorized_keys: authorized_keys::AuthorizedKeysGrant,
 }
 
 pub const DEFAULT_MEMORY: usize = 64 << 20;
@@ -157,21 +146,18 @@ impl Grant {
     pub fn none() -> Grant {
         Grant {
             capabilities: BTreeSet::new(),
-            read_files: Vec::new(),
-            read_limit: 1 << 20,
+            read_file: read_file::ReadFileGrant::nothing(),
             env: Vec::new(),
             preopens: Vec::new(),
             memory_bytes: DEFAULT_MEMORY,
             deadline: DEFAULT_DEADLINE,
             reply_limit: DEFAULT_REPLY_LIMIT,
-            files: Vec::new(),
-            file_ops: BTreeSet::new(),
+            files: files::FilesGrant::nothing(),
             process: process::ProcessGrant::nothing(),
             mounts: Vec::new(),
-            sysfs_read: Vec::new(),
-            sysfs_write: Vec::new(),
-            helpers: Vec::new(),
-            ssh_users: Some(Vec::new()),
+            sysfs: sysfs::SysfsGrant::nothing(),
+            helper: helper::HelperGrant::nothing(),
+            authorized_keys: authorized_keys::AuthorizedKeysGrant::nothing(),
         }
     }
 
@@ -225,23 +211,9 @@ impl Grant {
             Pace::Blocking => false,
         };
         self.capabilities.iter().all(quick)
-            && self.sysfs_write.is_empty()
-            && self.read_limit <= 16 << 20
+            && self.sysfs.write.is_empty()
+            && self.read_file.limit <= 16 << 20
             && self.preopens.is_empty()
-    }
-}
-
-/// strerror(3) as glibc words it ("Success" for 0): std's text without
-/// its " (os error N)" suffix. (nix's `Errno::desc` uses different words
-/// for some errors, e.g. ELOOP.)
-pub fn strerror(errno: i32) -> String {
-    if errno == 0 {
-        return "Success".to_owned();
-    }
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    match text.strip_suffix(&format!(" (os error {errno})")) {
-        Some(t) => t.to_owned(),
-        None => text,
     }
 }
 
@@ -259,14 +231,6 @@ pub fn c_string(s: &str) -> std::ffi::OsString {
         }
     }
     std::ffi::OsString::from_vec(bytes)
-}
-
-/// strerror(3) text of an I/O error, without Rust's " (os error N)".
-pub fn io_strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => strerror(code),
-        None => e.to_string(),
-    }
 }
 
 /// A call refused by a grant. It fails the call (a trap out of the
@@ -302,7 +266,8 @@ pub enum Denied {
 }
 
 /// State that outlives a call, held by the host and shared by every call
-/// (independent of any component instance, so a handler swap keeps it).
+/// (independent of any component instance, so a handler swap keeps it):
+/// the open files (in [`crate::state`]) and the children of guest-exec.
 #[derive(Debug)]
 pub struct HostState {
     /// guest-file-*: open files and the persistent handle counter.
@@ -343,17 +308,6 @@ impl WasiView for CallCtx {
                 .get_or_insert_with(|| wasi_ctx::for_grant(&self.command, &self.grant)),
             table: &mut self.table,
         }
-    }
-}
-
-impl qga::agent::types::Host for CallCtx {}
-
-impl qga::agent::types::HostBlob for CallCtx {
-    fn drop(&mut self, blob: Resource<Blob>) -> wasmtime::Result<()> {
-        if let Some(data) = BlobData::take(&mut self.table, blob) {
-            self.limiter.release_host(data.len());
-        }
-        Ok(())
     }
 }
 
@@ -435,23 +389,27 @@ mod tests {
             "guest-get-cpustats",
         ] {
             let g = crate::policy::manifests::builtin(c, &no_env);
-            assert!(g.sysfs_write.is_empty() && g.helpers.is_empty(), "{c}");
+            assert!(g.sysfs.write.is_empty() && g.helper.argvs.is_empty(), "{c}");
         }
         assert_eq!(
-            crate::policy::manifests::builtin("guest-get-cpustats", &no_env).read_files,
+            crate::policy::manifests::builtin("guest-get-cpustats", &no_env)
+                .read_file
+                .paths,
             [PathBuf::from("/proc/stat")]
         );
         assert_eq!(
-            crate::policy::manifests::builtin("guest-network-get-interfaces", &no_env).read_files,
+            crate::policy::manifests::builtin("guest-network-get-interfaces", &no_env)
+                .read_file
+                .paths,
             [PathBuf::from("/proc/net/dev")]
         );
         assert_eq!(caps("guest-network-get-route"), [ReadFile]);
         let route = crate::policy::manifests::builtin("guest-network-get-route", &no_env);
         assert_eq!(
-            route.read_files,
+            route.read_file.paths,
             [PathBuf::from("/proc/net/route"), PathBuf::from("/proc/net/ipv6_route")]
         );
-        assert!(route.is_prompt() && route.preopens.is_empty() && route.helpers.is_empty());
+        assert!(route.is_prompt() && route.preopens.is_empty() && route.helper.argvs.is_empty());
         // the clock is set only by guest-set-time; get-time cannot
         assert!(!crate::policy::manifests::builtin("guest-get-time", &no_env).allows(ClockSet));
     }
@@ -460,10 +418,10 @@ mod tests {
     fn osinfo_reads_qga_os_release_instead_when_set() {
         let env = |k: &str| (k == "QGA_OS_RELEASE").then(|| "/tmp/osr".to_owned());
         let g = crate::policy::manifests::builtin("guest-get-osinfo", &env);
-        assert_eq!(g.read_files, [PathBuf::from("/tmp/osr")]);
+        assert_eq!(g.read_file.paths, [PathBuf::from("/tmp/osr")]);
         assert_eq!(g.env, [("QGA_OS_RELEASE".to_owned(), "/tmp/osr".to_owned())]);
         let g = crate::policy::manifests::builtin("guest-get-osinfo", &no_env);
-        assert_eq!(g.read_files.len(), 2);
+        assert_eq!(g.read_file.paths.len(), 2);
         assert!(g.env.is_empty());
     }
 

@@ -5,8 +5,9 @@
 //! and the `host-capabilities` world); a constraint of its grant adds its
 //! `settings.rs` to the policy's registry.
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
+use super::view::{Granted, grant_view};
 use super::{CallCtx, qga};
 
 /// How long a call to a capability can take: whether a command holding it
@@ -106,24 +107,22 @@ impl Capability {
     /// Link this capability's host implementation.
     pub fn add_to_linker(self, linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
         match self {
-            Capability::Clock => qga::agent::clock::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::HostInfo => qga::agent::host_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::ReadFile => qga::agent::read_file::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Freeze => qga::agent::freeze::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Trim => qga::agent::trim::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::FsStat => qga::agent::fs_stat::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Files => qga::agent::files::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Process => qga::agent::process::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Sysfs => qga::agent::sysfs::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::NetInfo => qga::agent::net_info::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::Helper => qga::agent::helper::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
-            Capability::ClockSet => qga::agent::clock_set::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c),
+            Capability::Clock => qga::agent::clock::add_to_linker::<CallCtx, Granted>(linker, grant_view),
+            Capability::HostInfo => qga::agent::host_info::add_to_linker::<CallCtx, Granted>(linker, grant_view),
+            Capability::ReadFile => qga::agent::read_file::add_to_linker::<CallCtx, Granted>(linker, grant_view),
+            Capability::Freeze => super::freeze::add_to_linker(linker),
+            Capability::Trim => qga::agent::trim::add_to_linker::<CallCtx, Granted>(linker, grant_view),
+            Capability::FsStat => qga::agent::fs_stat::add_to_linker::<CallCtx, Granted>(linker, grant_view),
+            Capability::Files => super::files::add_to_linker(linker),
+            Capability::Process => super::process::add_to_linker(linker),
+            Capability::Sysfs => qga::agent::sysfs::add_to_linker::<CallCtx, Granted>(linker, grant_view),
+            Capability::NetInfo => qga::agent::net_info::add_to_linker::<CallCtx, Granted>(linker, grant_view),
+            Capability::Helper => qga::agent::helper::add_to_linker::<CallCtx, Granted>(linker, grant_view),
+            Capability::ClockSet => qga::agent::clock_set::add_to_linker::<CallCtx, Granted>(linker, grant_view),
             Capability::AuthorizedKeys => {
-                qga::agent::authorized_keys::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
+                qga::agent::authorized_keys::add_to_linker::<CallCtx, Granted>(linker, grant_view)
             }
-            Capability::LoadAverage => {
-                qga::agent::load_average::add_to_linker::<CallCtx, HasSelf<CallCtx>>(linker, |c| c)
-            }
+            Capability::LoadAverage => qga::agent::load_average::add_to_linker::<CallCtx, Granted>(linker, grant_view),
         }
     }
 }

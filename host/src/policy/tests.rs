@@ -118,9 +118,9 @@ fn narrowing_never_widens() {
     .unwrap();
     let base = Grant::none().with(Capability::HostInfo).with(Capability::ReadFile);
     let mut base = base;
-    base.read_files = vec!["/etc/os-release".into(), "/usr/lib/os-release".into()];
+    base.read_file.paths = vec!["/etc/os-release".into(), "/usr/lib/os-release".into()];
     let g = p.grant("guest-get-osinfo", base).unwrap();
-    assert_eq!(g.read_files, [PathBuf::from("/etc/os-release")]);
+    assert_eq!(g.read_file.paths, [PathBuf::from("/etc/os-release")]);
     // clock was not in the built-in grant: naming it does not add it.
     assert_eq!(
         g.capabilities.iter().copied().collect::<Vec<_>>(),
@@ -211,7 +211,7 @@ fn grant_tables_give_custom_commands_and_manifests_give_their_family() {
     .unwrap();
     let env = |_: &str| None;
     let g = p.base_grant(Some("custom"), "custom-x", &env).unwrap();
-    assert_eq!(g.read_files, [PathBuf::from("/srv/a")]);
+    assert_eq!(g.read_file.paths, [PathBuf::from("/srv/a")]);
     assert_eq!(p.grant("custom-x", g).unwrap().memory_bytes, 8 << 20);
     // A swapped-in family under a shipped name: its own manifest's commands
     // only; another family's command gets nothing.
@@ -255,13 +255,13 @@ fn grant_tables_give_custom_commands_and_manifests_give_their_family() {
 fn new_settings_narrow_sysfs_and_helpers() {
     let p = parse("[command.x]\nsysfs.write = [\"/sys/power/state\"]\nhelper.argv = [[\"chpasswd\"]]\n").unwrap();
     let mut g = Grant::none();
-    g.sysfs_write = vec![
+    g.sysfs.write = vec![
         "/sys/power/state".into(),
         "/sys/devices/system/cpu/cpu{n}/online".into(),
     ];
-    g.helpers = vec![vec!["chpasswd".into()], vec!["chpasswd".into(), "-e".into()]];
+    g.helper.argvs = vec![vec!["chpasswd".into()], vec!["chpasswd".into(), "-e".into()]];
     let g = p.grant("x", g).unwrap();
-    assert_eq!(g.sysfs_write, ["/sys/power/state"]);
-    assert_eq!(g.helpers, [vec!["chpasswd".to_owned()]]);
+    assert_eq!(g.sysfs.write, ["/sys/power/state"]);
+    assert_eq!(g.helper.argvs, [vec!["chpasswd".to_owned()]]);
     assert!(err("[command.x]\nhelper.argv = [\"chpasswd\"]\n").contains("expected an array of argument vectors"));
 }

@@ -11,19 +11,37 @@ pub mod settings;
 mod sys;
 
 use super::qga::agent::authorized_keys::{Account, Host};
-use super::{CallCtx, Capability, Denied, Grant};
+use super::view::GrantView;
+use super::{Capability, Denied, Grant};
 
 /// May the grant touch this user's keys?
 pub fn may_touch(grant: &Grant, user: &str) -> bool {
     grant
-        .ssh_users
+        .authorized_keys
+        .users
         .as_ref()
         .is_none_or(|users| users.iter().any(|u| u == user))
 }
 
-fn check(ctx: &CallCtx, user: &str) -> Result<(), Denied> {
-    ctx.grant.require(&ctx.command, Capability::AuthorizedKeys)?;
-    if may_touch(&ctx.grant, user) {
+/// Whose keys a command may touch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizedKeysGrant {
+    /// The users; `None` = any user (qemu-ga's behaviour).
+    pub users: Option<Vec<String>>,
+}
+
+impl AuthorizedKeysGrant {
+    /// No user.
+    pub fn nothing() -> AuthorizedKeysGrant {
+        AuthorizedKeysGrant {
+            users: Some(Vec::new()),
+        }
+    }
+}
+
+fn check(ctx: &GrantView<'_>, user: &str) -> Result<(), Denied> {
+    ctx.grant.require(ctx.command, Capability::AuthorizedKeys)?;
+    if may_touch(ctx.grant, user) {
         Ok(())
     } else {
         Err(Denied::User {
@@ -38,7 +56,7 @@ fn lookup(user: &str) -> Result<sys::Entry, String> {
     sys::lookup(user)
 }
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn lookup(&mut self, user: String) -> wasmtime::Result<Result<Account, String>> {
         check(self, &user)?;
         Ok(lookup(&user).map(|e| Account {
@@ -85,7 +103,7 @@ mod tests {
         let mut g = crate::policy::manifests::builtin("guest-ssh-add-authorized-keys", &env);
         assert!(may_touch(&g, "root"));
         assert!(may_touch(&g, "qgatest"));
-        g.ssh_users = Some(vec!["qgatest".to_owned()]);
+        g.authorized_keys.users = Some(vec!["qgatest".to_owned()]);
         assert!(may_touch(&g, "qgatest"));
         assert!(!may_touch(&g, "root"));
         assert!(!may_touch(&Grant::none(), "root"));

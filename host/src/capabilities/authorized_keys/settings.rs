@@ -16,20 +16,20 @@ pub const SETTINGS: &[Setting] = &[Setting {
     help: "users whose ~/.ssh/authorized_keys the ssh-key commands may touch",
     apply: |g, v| {
         let users = strings(v);
-        g.ssh_users = Some(match &g.ssh_users {
+        g.authorized_keys.users = Some(match &g.authorized_keys.users {
             None => users.to_vec(),
             Some(granted) => granted.iter().filter(|u| users.contains(u)).cloned().collect(),
         });
         Ok(())
     },
     grant: ssh_users,
-    show: Some(|g| match &g.ssh_users {
+    show: Some(|g| match &g.authorized_keys.users {
         None => Json::from("*"),
         Some(users) => Json::from(users.clone()),
     }),
 }];
 
 pub fn ssh_users(g: &mut Grant, v: &SettingValue) -> Given {
-    g.ssh_users = names_or_any(v);
+    g.authorized_keys.users = names_or_any(v);
     Ok(())
 }

@@ -1,9 +1,7 @@
-//! `qga:agent/files`: the open-file table of guest-file-*, held by the
-//! host so it outlives every call (and a swap of the handler component).
+//! `qga:agent/files`: guest-file-* on the open-file table, which outlives
+//! every call (it and the persistent handle counter live in
+//! [`crate::state::open_files`]).
 //!
-//! Handles come from a counter persisted in the state directory exactly as
-//! qemu-ga keeps it: `<statedir>/qga.state`, a GLib key file
-//! `[global]\nfd_counter=N\n`, rewritten before each handle is returned.
 //! Grants are per command ([`FileOp`]): only an `open` grant opens, and
 //! its path is resolved race-free ([`super::resolve`]): the grant is
 //! matched against the resolved path of the object actually opened, a new
@@ -15,30 +13,23 @@
 pub mod settings;
 mod sys;
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use super::BlobData;
 use super::qga::agent::files::{Chunk, FileError, Host, OpenMode, Whence};
 use super::resolve::{self, OFlag, Target};
 use super::{CallCtx, Capability, Denied, Grant, glob};
+use crate::limits::CallLimiter;
 
 mod mode;
-pub use mode::{Access, base, mode_name};
-
-/// The first handle with a fresh state directory (qemu-ga's default).
-pub const FIRST_HANDLE: i64 = 1000;
-/// Most files open at once through guest-file-open. qemu-ga has no limit
-/// but its descriptor limit (typically 1024, shared with everything else it
-/// does); qga stops well below it so that an open-and-never-close loop
-/// cannot starve the agent's clients, children and state files of
-/// descriptors. Past it an open fails with EMFILE's text, as qemu-ga's
-/// does when it runs out.
-pub const MAX_OPEN_FILES: usize = 512;
-/// The state file's name in the state directory (qemu-ga's QGA_STATE_NAME... `qga.state`).
-pub const STATE_FILE: &str = "qga.state";
+pub use crate::state::Access;
+pub use crate::state::open_files::{
+    AddError, FIRST_HANDLE, FileTable, MAX_OPEN_FILES, OpenFile, STATE_FILE, format_state, parse_state,
+};
+pub use mode::{access_of, base, mode_name, open_flags};
 
 /// One grant rule of the files capability: paths matching `pattern` may be
 /// opened in any of `modes` (qemu-ga mode names without `b`: r r+ w w+ a a+).
@@ -50,6 +41,27 @@ pub struct FileRule {
 
 /// All six qemu-ga modes.
 pub const ALL_MODES: [&str; 6] = ["r", "r+", "w", "w+", "a", "a+"];
+
+/// What a command may do with guest files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilesGrant {
+    /// Which paths may be opened in which modes (matched against the
+    /// resolved path of the object opened). Only an `open` grant uses them.
+    pub rules: Vec<FileRule>,
+    /// Which operations of the open-file table the command may use
+    /// (guest-file-read only reads handles, guest-file-flush opens nothing).
+    pub ops: std::collections::BTreeSet<FileOp>,
+}
+
+impl FilesGrant {
+    /// No path and no operation.
+    pub fn nothing() -> FilesGrant {
+        FilesGrant {
+            rules: Vec::new(),
+            ops: std::collections::BTreeSet::new(),
+        }
+    }
+}
 
 /// One operation of the files capability, granted per command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -119,6 +131,7 @@ pub fn check_path(grant: &Grant, command: &str, resolved: &Path, mode: &str) -> 
     // lossy text (the message shows that text).
     if grant
         .files
+        .rules
         .iter()
         .any(|r| r.modes.contains(&base) && glob::matches_path(&r.pattern, resolved))
     {
@@ -132,145 +145,6 @@ pub fn check_path(grant: &Grant, command: &str, resolved: &Path, mode: &str) -> 
     }
 }
 
-/// The host's open files and the persistent handle counter.
-pub struct FileTable {
-    state_path: PathBuf,
-    inner: Mutex<Table>,
-}
-
-struct Table {
-    next: i64,
-    open: HashMap<i64, OpenFile>,
-}
-
-/// An open file and what its recorded open mode allows.
-#[derive(Debug, Clone)]
-pub struct OpenFile {
-    pub file: Arc<File>,
-    pub access: Access,
-}
-
-impl std::fmt::Debug for FileTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileTable")
-            .field("state_path", &self.state_path)
-            .finish()
-    }
-}
-
-/// The counter in a qemu-ga state file, if it holds one.
-pub fn parse_state(text: &str) -> Option<i64> {
-    let mut in_global = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_global = line == "[global]";
-        } else if in_global && let Some(v) = line.strip_prefix("fd_counter=") {
-            return v.trim().parse().ok();
-        }
-    }
-    None
-}
-
-pub fn format_state(counter: i64) -> String {
-    format!("[global]\nfd_counter={counter}\n")
-}
-
-impl FileTable {
-    /// Load the counter from `<state_dir>/qga.state`, writing the default
-    /// file when there is none (as qemu-ga does at start-up).
-    pub fn new(state_dir: &Path) -> FileTable {
-        let state_path = state_dir.join(STATE_FILE);
-        let next = match std::fs::read_to_string(&state_path) {
-            Ok(text) => parse_state(&text).unwrap_or(FIRST_HANDLE),
-            Err(_) => {
-                // qemu-ga refuses to start here; qga serves on, and
-                // guest-file-open fails until the state can be written.
-                if let Err(e) = write_state(&state_path, FIRST_HANDLE) {
-                    tracing::error!(
-                        "unable to create state file at path {}: {}",
-                        state_path.display(),
-                        super::io_strerror(&e)
-                    );
-                }
-                FIRST_HANDLE
-            }
-        };
-        FileTable {
-            state_path,
-            inner: Mutex::new(Table {
-                next,
-                open: HashMap::new(),
-            }),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Table> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether another file may be opened now (see [`MAX_OPEN_FILES`]).
-    pub fn has_room(&self) -> bool {
-        self.lock().open.len() < MAX_OPEN_FILES
-    }
-
-    /// Add an open file under a new handle; the counter is committed to
-    /// disk first, as qemu-ga's ga_get_fd_handle does. Like qemu-ga, a
-    /// handle whose commit failed is used up all the same (the next open
-    /// gets the one after it), and the file is closed.
-    pub fn add(&self, file: File, access: Access) -> Result<i64, AddError> {
-        let mut t = self.lock();
-        if t.open.len() >= MAX_OPEN_FILES {
-            return Err(AddError::Full);
-        }
-        let handle = t.next;
-        t.next = handle + 1;
-        if let Err(e) = write_state(&self.state_path, handle + 1) {
-            tracing::error!(
-                "failed to write persistent state to {}: {}",
-                self.state_path.display(),
-                super::io_strerror(&e)
-            );
-            return Err(AddError::Commit);
-        }
-        t.open.insert(
-            handle,
-            OpenFile {
-                file: Arc::new(file),
-                access,
-            },
-        );
-        Ok(handle)
-    }
-
-    pub fn get(&self, handle: i64) -> Option<OpenFile> {
-        self.lock().open.get(&handle).cloned()
-    }
-
-    pub fn remove(&self, handle: i64) -> Option<OpenFile> {
-        self.lock().open.remove(&handle)
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().open.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Why a file could not be added to the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AddError {
-    /// [`MAX_OPEN_FILES`] are open.
-    #[error("Too many open files")]
-    Full,
-    /// The counter could not be written (qemu-ga's words).
-    #[error("failed to commit persistent state to disk")]
-    Commit,
-}
-
 impl From<AddError> for FileError {
     fn from(e: AddError) -> FileError {
         match e {
@@ -281,27 +155,44 @@ impl From<AddError> for FileError {
     }
 }
 
-/// Write the state file atomically (temporary file + rename, as GLib's
-/// g_file_set_contents). A failed write leaves no temporary file behind
-/// (on a full disk it would hold on to the space).
-fn write_state(path: &Path, counter: i64) -> std::io::Result<()> {
-    let tmp = path.with_extension("state.tmp");
-    let written = std::fs::write(&tmp, format_state(counter)).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
 fn os(e: &std::io::Error) -> FileError {
     FileError::Os(super::io_strerror(e))
 }
 
-impl CallCtx {
+/// What the files capability sees of a call: the command and its grant,
+/// the agent's open-file table, and the call's resource table and memory
+/// budget (a read returns a blob). Nothing of another capability.
+pub struct FilesView<'a> {
+    command: &'a str,
+    grant: &'a Grant,
+    files: &'a FileTable,
+    table: &'a mut ResourceTable,
+    limiter: &'a mut CallLimiter,
+}
+
+/// The files capability's store data, as a linker sees it.
+pub struct Files;
+
+impl HasData for Files {
+    type Data<'a> = FilesView<'a>;
+}
+
+/// Link the files interface: each call sees only [`FilesView`].
+pub fn add_to_linker(linker: &mut Linker<CallCtx>) -> wasmtime::Result<()> {
+    super::qga::agent::files::add_to_linker::<CallCtx, Files>(linker, |c| FilesView {
+        command: &c.command,
+        grant: &c.grant,
+        files: &c.state.files,
+        table: &mut c.table,
+        limiter: &mut c.limiter,
+    })
+}
+
+impl FilesView<'_> {
     /// The command holds `files` and this operation of it.
     fn files_allowed(&self, op: FileOp) -> wasmtime::Result<()> {
-        self.grant.require(&self.command, Capability::Files)?;
-        if !self.grant.file_ops.contains(&op) {
+        self.grant.require(self.command, Capability::Files)?;
+        if !self.grant.files.ops.contains(&op) {
             return Err(Denied::FileOp {
                 command: self.command.to_string(),
                 op: op.name().to_owned(),
@@ -312,28 +203,28 @@ impl CallCtx {
     }
 
     fn open_file(&self, handle: i64) -> Result<OpenFile, FileError> {
-        self.state.files.get(handle).ok_or(FileError::NoHandle)
+        self.files.get(handle).ok_or(FileError::NoHandle)
     }
 
     /// Resolve, check and open `path`: the file opened is the object
     /// whose resolved path matched the grant, whatever is swapped meanwhile.
     fn open_checked(&self, path: &Path, mode: OpenMode) -> Result<Result<File, FileError>, Denied> {
         let name = mode_name(mode);
-        let access = Access::of(mode);
-        let flags = access.flags() | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+        let access = access_of(mode);
+        let flags = open_flags(access) | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
         for _ in 0..MAX_CREATE_RACES {
             let target = match resolve::resolve(path, access.create) {
                 Ok(t) => t,
                 Err(e) => {
                     // Fail closed: where resolution stopped must be inside
                     // the grant for the caller to learn why.
-                    check_path(&self.grant, &self.command, &e.at, name)?;
+                    check_path(self.grant, self.command, &e.at, name)?;
                     return Ok(Err(os(&e.io())));
                 }
             };
             match target {
                 Target::Existing(found) => {
-                    check_path(&self.grant, &self.command, &found.path, name)?;
+                    check_path(self.grant, self.command, &found.path, name)?;
                     let file = match found.open(flags) {
                         Ok(f) => f,
                         Err(e) => return Ok(Err(os(&e))),
@@ -349,7 +240,7 @@ impl CallCtx {
                     return Ok(Ok(file));
                 }
                 Target::Missing(missing) => {
-                    check_path(&self.grant, &self.command, &missing.path, name)?;
+                    check_path(self.grant, self.command, &missing.path, name)?;
                     match missing.create(flags, sys::NEW_FILE_MODE) {
                         Ok(f) => return Ok(Ok(f)),
                         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -362,24 +253,24 @@ impl CallCtx {
     }
 }
 
-impl Host for CallCtx {
+impl Host for FilesView<'_> {
     fn open(&mut self, path: String, mode: OpenMode) -> wasmtime::Result<Result<i64, FileError>> {
         self.files_allowed(FileOp::Open)?;
         let path = super::c_string(&path);
         // Before opening: a refused open must not create or truncate.
-        if !self.state.files.has_room() {
+        if !self.files.has_room() {
             return Ok(Err(AddError::Full.into()));
         }
         let file = match self.open_checked(Path::new(&path), mode)? {
             Ok(f) => f,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.state.files.add(file, Access::of(mode)).map_err(FileError::from))
+        Ok(self.files.add(file, access_of(mode)).map_err(FileError::from))
     }
 
     fn exists(&mut self, handle: i64) -> wasmtime::Result<bool> {
-        self.grant.require(&self.command, Capability::Files)?;
-        Ok(self.state.files.get(handle).is_some())
+        self.grant.require(self.command, Capability::Files)?;
+        Ok(self.files.get(handle).is_some())
     }
 
     fn read(&mut self, handle: i64, count: u64) -> wasmtime::Result<Result<Chunk, FileError>> {
@@ -399,7 +290,7 @@ impl Host for CallCtx {
         };
         Ok(Ok(Chunk {
             count: bytes.len() as u64,
-            data: BlobData::push_base64(&mut self.table, &mut self.limiter, &bytes)?,
+            data: BlobData::push_base64(self.table, self.limiter, &bytes)?,
             eof,
         }))
     }
@@ -436,7 +327,7 @@ impl Host for CallCtx {
 
     fn close(&mut self, handle: i64) -> wasmtime::Result<Result<(), FileError>> {
         self.files_allowed(FileOp::Close)?;
-        Ok(self.state.files.remove(handle).map(drop).ok_or(FileError::NoHandle))
+        Ok(self.files.remove(handle).map(drop).ok_or(FileError::NoHandle))
     }
 }
 

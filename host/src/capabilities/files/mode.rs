@@ -3,57 +3,37 @@
 
 use super::super::resolve::OFlag;
 use super::OpenMode;
+use crate::state::Access;
 
-/// What a mode allows and does at open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Access {
-    pub read: bool,
-    pub write: bool,
-    pub append: bool,
-    pub create: bool,
-    pub truncate: bool,
+/// qemu-ga's guest_file_open_modes table, by base mode.
+pub fn access_of(mode: OpenMode) -> Access {
+    let a = |read, write, append, create, truncate| Access {
+        read,
+        write,
+        append,
+        create,
+        truncate,
+    };
+    match base(mode) {
+        "r" => Access::READ,
+        "w" => a(false, true, false, true, true),
+        "a" => a(false, true, true, true, false),
+        "r+" => a(true, true, false, false, false),
+        "w+" => a(true, true, false, true, true),
+        // "a+", the one base left.
+        _ => a(true, true, true, true, false),
+    }
 }
 
-impl Access {
-    /// Read-only, nothing created or truncated ("r").
-    pub const READ: Access = Access {
-        read: true,
-        write: false,
-        append: false,
-        create: false,
-        truncate: false,
+/// The access mode and O_APPEND (O_CREAT and O_TRUNC are applied by
+/// the caller after the grant check).
+pub fn open_flags(access: Access) -> OFlag {
+    let flags = match (access.read, access.write) {
+        (true, true) => OFlag::O_RDWR,
+        (false, true) => OFlag::O_WRONLY,
+        (true, false) | (false, false) => OFlag::O_RDONLY,
     };
-
-    /// qemu-ga's guest_file_open_modes table, by base mode.
-    pub fn of(mode: OpenMode) -> Access {
-        let a = |read, write, append, create, truncate| Access {
-            read,
-            write,
-            append,
-            create,
-            truncate,
-        };
-        match base(mode) {
-            "r" => Access::READ,
-            "w" => a(false, true, false, true, true),
-            "a" => a(false, true, true, true, false),
-            "r+" => a(true, true, false, false, false),
-            "w+" => a(true, true, false, true, true),
-            // "a+", the one base left.
-            _ => a(true, true, true, true, false),
-        }
-    }
-
-    /// The access mode and O_APPEND (O_CREAT and O_TRUNC are applied by
-    /// the caller after the grant check).
-    pub fn flags(self) -> OFlag {
-        let access = match (self.read, self.write) {
-            (true, true) => OFlag::O_RDWR,
-            (false, true) => OFlag::O_WRONLY,
-            (true, false) | (false, false) => OFlag::O_RDONLY,
-        };
-        if self.append { access | OFlag::O_APPEND } else { access }
-    }
+    if access.append { flags | OFlag::O_APPEND } else { flags }
 }
 
 /// The mode as spelled on the wire.
@@ -95,14 +75,14 @@ mod tests {
 
     #[test]
     fn flags_come_from_the_mode_alone() {
-        assert_eq!(Access::of(OpenMode::R), Access::READ);
-        assert_eq!(Access::of(OpenMode::Rb).flags(), OFlag::O_RDONLY);
-        let w = Access::of(OpenMode::WbPlus);
+        assert_eq!(access_of(OpenMode::R), Access::READ);
+        assert_eq!(open_flags(access_of(OpenMode::Rb)), OFlag::O_RDONLY);
+        let w = access_of(OpenMode::WbPlus);
         assert!(w.read && w.write && w.create && w.truncate && !w.append);
-        assert_eq!(w.flags(), OFlag::O_RDWR);
-        let a = Access::of(OpenMode::Ab);
+        assert_eq!(open_flags(w), OFlag::O_RDWR);
+        let a = access_of(OpenMode::Ab);
         assert!(!a.read && a.write && a.append && a.create && !a.truncate);
-        assert_eq!(a.flags(), OFlag::O_WRONLY | OFlag::O_APPEND);
+        assert_eq!(open_flags(a), OFlag::O_WRONLY | OFlag::O_APPEND);
         assert_eq!(mode_name(OpenMode::RPlusB), "r+b");
         assert_eq!(base(OpenMode::RPlusB), "r+");
     }

@@ -18,10 +18,10 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Globs,
         help: "paths guest-file-open may open (globs, matched after `..` and symlinks are resolved), within the built-in ones",
         apply: |g, v| {
-            let rules = std::mem::take(&mut g.files);
+            let rules = std::mem::take(&mut g.files.rules);
             for rule in rules {
                 for pattern in narrow_globs(std::slice::from_ref(&rule.pattern), strings(v)) {
-                    g.files.push(crate::capabilities::files::FileRule {
+                    g.files.rules.push(crate::capabilities::files::FileRule {
                         pattern,
                         modes: rule.modes.clone(),
                     });
@@ -30,7 +30,7 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
         grant: files_paths,
-        show: Some(|g| Json::from(g.files.iter().map(|r| r.pattern.clone()).collect::<Vec<_>>())),
+        show: Some(|g| Json::from(g.files.rules.iter().map(|r| r.pattern.clone()).collect::<Vec<_>>())),
     },
     Setting {
         key: "files.modes",
@@ -46,14 +46,14 @@ pub const SETTINGS: &[Setting] = &[
                     "unknown file mode '{bad}' (expected one of r, r+, w, w+, a, a+)"
                 ));
             }
-            for rule in &mut g.files {
+            for rule in &mut g.files.rules {
                 rule.modes.retain(|m| modes.contains(m));
             }
             Ok(())
         },
         grant: files_modes,
         show: Some(|g| {
-            let mut modes: Vec<String> = g.files.iter().flat_map(|r| r.modes.iter().cloned()).collect();
+            let mut modes: Vec<String> = g.files.rules.iter().flat_map(|r| r.modes.iter().cloned()).collect();
             modes.sort();
             modes.dedup();
             Json::from(modes)
@@ -71,17 +71,17 @@ pub const SETTINGS: &[Setting] = &[
                     "unknown file operation '{bad}' (expected one of open, read, write, seek, flush, close)"
                 ));
             }
-            g.file_ops.retain(|op| names.iter().any(|n| n == op.name()));
+            g.files.ops.retain(|op| names.iter().any(|n| n == op.name()));
             Ok(())
         },
         grant: files_operations,
-        show: Some(|g| Json::from(g.file_ops.iter().map(|op| op.name()).collect::<Vec<_>>())),
+        show: Some(|g| Json::from(g.files.ops.iter().map(|op| op.name()).collect::<Vec<_>>())),
     },
 ];
 
 /// Every pattern in every mode; `files.modes` then narrows the modes.
 pub fn files_paths(g: &mut Grant, v: &SettingValue) -> Given {
-    g.files = strings(v).iter().map(|p| FileRule::any_mode(p)).collect();
+    g.files.rules = strings(v).iter().map(|p| FileRule::any_mode(p)).collect();
     Ok(())
 }
 
@@ -92,7 +92,7 @@ pub fn files_modes(g: &mut Grant, v: &SettingValue) -> Given {
             "unknown file mode '{bad}' (expected one of r, r+, w, w+, a, a+)"
         ));
     }
-    for rule in &mut g.files {
+    for rule in &mut g.files.rules {
         rule.modes.retain(|m| modes.contains(m));
     }
     Ok(())
@@ -105,7 +105,7 @@ pub fn files_operations(g: &mut Grant, v: &SettingValue) -> Given {
                 "unknown file operation '{name}' (expected one of open, read, write, seek, flush, close)"
             ));
         };
-        g.file_ops.insert(op);
+        g.files.ops.insert(op);
     }
     Ok(())
 }

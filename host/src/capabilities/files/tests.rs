@@ -74,7 +74,7 @@ fn table_is_capped_and_a_failed_commit_uses_up_its_handle() {
 #[test]
 fn modes_and_globs_decide() {
     let mut g = Grant::none().with(Capability::Files);
-    g.files = vec![FileRule::any_mode("/tmp/**"), FileRule::read_only("/var/log/*.log")];
+    g.files.rules = vec![FileRule::any_mode("/tmp/**"), FileRule::read_only("/var/log/*.log")];
     assert!(check_path(&g, "c", Path::new("/tmp/a"), "w+").is_ok());
     assert!(check_path(&g, "c", Path::new("/var/log/x.log"), "rb").is_ok());
     let e = check_path(&g, "c", Path::new("/var/log/x.log"), "a").unwrap_err();

@@ -9,8 +9,11 @@
 //! up frozen and can still thaw. The file lists the mount points being
 //! frozen, one per line (qemu-ga writes it empty; both read as frozen).
 
+mod host;
 mod mount_root;
 mod sys;
+
+pub use host::{Freeze, FreezeView, add_to_linker};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -18,8 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
-use super::qga::agent::freeze::Host;
-use super::{CallCtx, Capability, Denied, QgaError, io_strerror};
+use super::{Denied, QgaError, io_strerror};
 use crate::write_gate::WriteGate;
 use mount_root::{MountLine, MountRootError, mount_lines, open_root};
 
@@ -155,8 +157,8 @@ impl FreezeState {
     }
 
     /// The state as dispatch's freeze gate needs it; never waits.
-    pub fn gate(&self) -> crate::dispatch::FreezeGate {
-        use crate::dispatch::FreezeGate;
+    pub fn gate(&self) -> crate::state::FreezeGate {
+        use crate::state::FreezeGate;
         match self.gate.load(Ordering::Acquire) {
             THAWED => FreezeGate::Thawed,
             FROZEN_AT_START => FreezeGate::FrozenAtStart,
@@ -374,58 +376,6 @@ fn qga_error(e: FreezeError) -> wasmtime::Result<Result<i64, QgaError>> {
     }
 }
 
-impl CallCtx {
-    /// Freeze and thaw (and their hook) need the capability and at least
-    /// one mount point: a grant without one (guest-fsfreeze-status's) can
-    /// only read the state.
-    fn require_mounts(&self) -> Result<(), Denied> {
-        self.grant.require(&self.command, Capability::Freeze)?;
-        if self.grant.mounts.is_empty() {
-            return Err(Denied::NoMounts {
-                command: self.command.to_string(),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Host for CallCtx {
-    fn is_frozen(&mut self) -> wasmtime::Result<bool> {
-        self.grant.require(&self.command, Capability::Freeze)?;
-        Ok(self.freeze.is_frozen())
-    }
-
-    fn freeze(&mut self, mountpoints: Option<Vec<String>>) -> wasmtime::Result<Result<i64, QgaError>> {
-        self.require_mounts()?;
-        let grant = self.grant.clone();
-        // The hook and FIFREEZE run to completion, out of the call's slot.
-        let frozen = {
-            let _out = crate::call_slot::step_out();
-            self.freeze
-                .freeze(&self.command, mountpoints.as_deref(), &|m| grant.allows_mount(m))
-        };
-        match frozen {
-            Ok(n) => Ok(Ok(n)),
-            Err(e) => qga_error(e),
-        }
-    }
-
-    fn thaw(&mut self) -> wasmtime::Result<Result<i64, QgaError>> {
-        self.require_mounts()?;
-        let grant = self.grant.clone();
-        // Waits for a freeze in progress (its hook), then FITHAWs and runs
-        // the hook: out of the call's slot.
-        let thawed = {
-            let _out = crate::call_slot::step_out();
-            self.freeze.thaw(&|m| grant.allows_mount(m))
-        };
-        match thawed {
-            Ok(n) => Ok(Ok(n)),
-            Err(e) => qga_error(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,7 +414,7 @@ mod tests {
 
     #[test]
     fn the_gate_reads_frozen_without_waiting_while_a_freeze_runs() {
-        use crate::dispatch::FreezeGate;
+        use crate::state::FreezeGate;
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("qga-freeze-gate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

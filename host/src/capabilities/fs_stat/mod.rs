@@ -5,11 +5,12 @@ mod sys;
 use std::path::Path;
 
 use super::qga::agent::fs_stat::{FsUsage, Host};
-use super::{CallCtx, Capability, Denied, QgaError, io_strerror, resolve};
+use super::view::GrantView;
+use super::{Capability, Denied, QgaError, io_strerror, resolve};
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn statvfs(&mut self, mountpoint: String) -> wasmtime::Result<Result<FsUsage, QgaError>> {
-        self.grant.require(&self.command, Capability::FsStat)?;
+        self.grant.require(self.command, Capability::FsStat)?;
         // Not a trap: guest-get-fsinfo then omits the sizes, as qemu-ga
         // does when statvfs fails.
         let denied = |path: String| {

@@ -13,14 +13,15 @@ pub mod settings;
 mod sys;
 
 use super::qga::agent::helper::{ExitStatus, Host, SpawnError};
-use super::{CallCtx, Capability, Denied, Grant};
+use super::view::GrantView;
+use super::{Capability, Denied, Grant};
 
 /// Find every program `grants` name in PATH now, and log those missing
 /// (their commands will answer as qemu-ga does when it is not installed).
 pub fn resolve_at_start<'a>(grants: impl IntoIterator<Item = &'a Grant>) {
     let mut programs: Vec<&str> = grants
         .into_iter()
-        .flat_map(|g| g.helpers.iter().filter_map(|argv| argv.first()))
+        .flat_map(|g| g.helper.argvs.iter().filter_map(|argv| argv.first()))
         .map(String::as_str)
         .filter(|p| !p.contains('/'))
         .collect();
@@ -37,7 +38,8 @@ pub fn resolve_at_start<'a>(grants: impl IntoIterator<Item = &'a Grant>) {
 /// May the grant run `program` with `args`?
 pub fn may_run(grant: &Grant, program: &str, args: &[String]) -> bool {
     grant
-        .helpers
+        .helper
+        .argvs
         .iter()
         .any(|argv| argv.first().is_some_and(|p| p == program) && argv[1..] == *args)
 }
@@ -45,12 +47,13 @@ pub fn may_run(grant: &Grant, program: &str, args: &[String]) -> bool {
 /// May the grant look up `program` (it runs it with some arguments)?
 fn may_find(grant: &Grant, program: &str) -> bool {
     grant
-        .helpers
+        .helper
+        .argvs
         .iter()
         .any(|argv| argv.first().is_some_and(|p| p == program))
 }
 
-fn denied(ctx: &CallCtx, program: &str, args: &[String]) -> Denied {
+fn denied(ctx: &GrantView<'_>, program: &str, args: &[String]) -> Denied {
     let mut argv = program.to_owned();
     for a in args {
         argv.push(' ');
@@ -62,18 +65,32 @@ fn denied(ctx: &CallCtx, program: &str, args: &[String]) -> Denied {
     }
 }
 
-impl Host for CallCtx {
+/// Which helper programs a command may run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HelperGrant {
+    /// The exact argument vectors (program first) it may run.
+    pub argvs: Vec<Vec<String>>,
+}
+
+impl HelperGrant {
+    /// No program.
+    pub fn nothing() -> HelperGrant {
+        HelperGrant { argvs: Vec::new() }
+    }
+}
+
+impl Host for GrantView<'_> {
     fn find_program(&mut self, program: String) -> wasmtime::Result<Option<String>> {
-        self.grant.require(&self.command, Capability::Helper)?;
-        if !may_find(&self.grant, &program) {
+        self.grant.require(self.command, Capability::Helper)?;
+        if !may_find(self.grant, &program) {
             return Err(denied(self, &program, &[]).into());
         }
         Ok(sys::find_program(&program).map(|p| p.to_string_lossy().into_owned()))
     }
 
     fn is_executable(&mut self, program: String) -> wasmtime::Result<bool> {
-        self.grant.require(&self.command, Capability::Helper)?;
-        if !may_find(&self.grant, &program) {
+        self.grant.require(self.command, Capability::Helper)?;
+        if !may_find(self.grant, &program) {
             return Err(denied(self, &program, &[]).into());
         }
         Ok(sys::is_executable(&program))
@@ -85,8 +102,8 @@ impl Host for CallCtx {
         args: Vec<String>,
         input: Option<Vec<u8>>,
     ) -> wasmtime::Result<Result<ExitStatus, SpawnError>> {
-        self.grant.require(&self.command, Capability::Helper)?;
-        if !may_run(&self.grant, &program, &args) {
+        self.grant.require(self.command, Capability::Helper)?;
+        if !may_run(self.grant, &program, &args) {
             return Err(denied(self, &program, &args).into());
         }
         Ok(match sys::run(&program, &args, input.as_deref(), self.grant.deadline) {
@@ -123,7 +140,8 @@ mod tests {
         assert!(!may_run(&g, "chpasswd", &[]));
         assert!(
             crate::policy::manifests::builtin("guest-network-get-interfaces", &env)
-                .helpers
+                .helper
+                .argvs
                 .is_empty()
         );
     }

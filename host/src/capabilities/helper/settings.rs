@@ -16,17 +16,17 @@ pub const SETTINGS: &[Setting] = &[Setting {
     help: "exact argument vectors (program first) the helper capability may run",
     apply: |g, v| {
         let keep = argvs(v);
-        g.helpers.retain(|argv| keep.contains(argv));
+        g.helper.argvs.retain(|argv| keep.contains(argv));
         Ok(())
     },
     grant: helper_argv,
-    show: Some(|g| Json::from(g.helpers.clone())),
+    show: Some(|g| Json::from(g.helper.argvs.clone())),
 }];
 
 pub fn helper_argv(g: &mut Grant, v: &SettingValue) -> Given {
     if argvs(v).iter().any(|argv| argv.first().is_none_or(|p| p.is_empty())) {
         return Err("every helper argument vector starts with its program".into());
     }
-    g.helpers = argvs(v).to_vec();
+    g.helper.argvs = argvs(v).to_vec();
     Ok(())
 }

@@ -3,11 +3,12 @@
 mod sys;
 
 use super::qga::agent::host_info::{Host, UnameInfo};
-use super::{CallCtx, Capability, QgaError};
+use super::view::GrantView;
+use super::{Capability, QgaError};
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn uname(&mut self) -> wasmtime::Result<Result<UnameInfo, QgaError>> {
-        self.grant.require(&self.command, Capability::HostInfo)?;
+        self.grant.require(self.command, Capability::HostInfo)?;
         Ok(sys::uname()
             .map(|u| UnameInfo {
                 sysname: u.sysname,
@@ -22,7 +23,7 @@ impl Host for CallCtx {
     }
 
     fn host_name(&mut self) -> wasmtime::Result<Result<String, QgaError>> {
-        self.grant.require(&self.command, Capability::HostInfo)?;
+        self.grant.require(self.command, Capability::HostInfo)?;
         Ok(sys::host_name().map_err(|e| QgaError {
             desc: format!("failed to get hostname: {e}"),
         }))

@@ -3,11 +3,12 @@
 mod sys;
 
 use super::qga::agent::load_average::{Host, LoadAverages};
-use super::{CallCtx, Capability, QgaError, io_strerror};
+use super::view::GrantView;
+use super::{Capability, QgaError, io_strerror};
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn get(&mut self) -> wasmtime::Result<Result<LoadAverages, QgaError>> {
-        self.grant.require(&self.command, Capability::LoadAverage)?;
+        self.grant.require(self.command, Capability::LoadAverage)?;
         Ok(sys::load_averages()
             .map(|(one, five, fifteen)| LoadAverages { one, five, fifteen })
             .map_err(|e| QgaError {

@@ -3,9 +3,10 @@
 
 mod sys;
 
+use super::Capability;
 use super::qga::agent::net_info::{AddressFamily, Host, IfAddress};
 use super::qga::agent::sysfs::OsError;
-use super::{CallCtx, Capability};
+use super::view::GrantView;
 
 fn os_error(errno: i32) -> OsError {
     OsError {
@@ -14,9 +15,9 @@ fn os_error(errno: i32) -> OsError {
     }
 }
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn interfaces(&mut self) -> wasmtime::Result<Result<Vec<IfAddress>, OsError>> {
-        self.grant.require(&self.command, Capability::NetInfo)?;
+        self.grant.require(self.command, Capability::NetInfo)?;
         Ok(sys::interfaces()
             .map(|list| {
                 list.into_iter()
@@ -36,7 +37,7 @@ impl Host for CallCtx {
     }
 
     fn hardware_address(&mut self, name: String) -> wasmtime::Result<Result<Vec<u8>, OsError>> {
-        self.grant.require(&self.command, Capability::NetInfo)?;
+        self.grant.require(self.command, Capability::NetInfo)?;
         Ok(sys::hardware_address(&name).map_err(os_error))
     }
 }

@@ -13,8 +13,11 @@
 //! captured for all of them together, so that a spawn loop (a hostile
 //! handler, or a client that never asks) cannot exhaust the guest.
 
+mod host;
 pub mod settings;
 mod sys;
+
+pub use host::{Process, ProcessView, add_to_linker};
 
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -25,8 +28,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use base64::Engine as _;
 
-use super::qga::agent::process::{CaptureMode, ChildStatus, Host, SpawnRequest};
-use super::{CallCtx, Capability, Denied, Grant, glob};
+use super::qga::agent::process::{CaptureMode, ChildStatus};
+use super::{Denied, Grant, glob};
 
 /// qemu-ga's GUEST_EXEC_MAX_OUTPUT: bytes kept per captured stream.
 pub const MAX_OUTPUT: usize = 16 << 20;
@@ -424,88 +427,6 @@ fn spawn_failed(program: &str, errno: &std::io::Error) -> String {
     )
 }
 
-impl Host for CallCtx {
-    fn spawn(&mut self, req: SpawnRequest) -> wasmtime::Result<Result<i64, String>> {
-        self.grant.require(&self.command, Capability::Process)?;
-        // G_SPAWN_SEARCH_PATH_FROM_ENVP: the given environment's PATH, else
-        // the agent's, else GLib's default.
-        let path_var = req
-            .env
-            .as_ref()
-            .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=").map(str::to_owned)))
-            .or_else(|| std::env::var("PATH").ok())
-            .unwrap_or_else(|| sys::DEFAULT_PATH.to_owned());
-        let file: PathBuf = match sys::search(&req.path, &path_var) {
-            Ok(f) => f,
-            Err(errno) => return Ok(Err(spawn_failed(&req.path, &std::io::Error::from(errno)))),
-        };
-        // Resolved race-free; the checked descriptor is what runs, as
-        // /proc/self/fd/N (execveat semantics, `#!` scripts included).
-        let program = match super::resolve::existing(&file) {
-            Ok(p) => p,
-            Err(e) => {
-                // Fail closed: the caller learns why only inside the grant.
-                check_program(&self.grant, &self.command, &e.at)?;
-                return Ok(Err(spawn_failed(&req.path, &e.io())));
-            }
-        };
-        if program.kind != super::resolve::Kind::Regular {
-            // What execve(2) says of a directory or a device.
-            return Ok(Err(spawn_failed(
-                &req.path,
-                &std::io::Error::from_raw_os_error(libc::EACCES),
-            )));
-        }
-        check_spawn(&self.grant, &self.command, &program.path, req.env.as_deref())?;
-        let file = program.proc_path();
-        // Strings reach the child as qemu-ga passes them (see c_string).
-        let argv0 = super::c_string(&req.path);
-        let argv: Vec<std::ffi::OsString> = req.args.iter().map(|a| super::c_string(a)).collect();
-        let spawn = sys::Spawn {
-            file: &file,
-            argv0: &argv0,
-            args: &argv,
-            env: req.env.as_deref(),
-            stdin: req.input.is_some(),
-            capture: req.capture,
-            uid: self.grant.process.uid,
-            gid: self.grant.process.gid,
-            // A `#!` script's interpreter opens /proc/self/fd/N after the
-            // exec: only then must the descriptor survive it (which costs
-            // a fork instead of posix_spawn).
-            keep_fd: is_script(&program).then(|| std::os::fd::AsRawFd::as_raw_fd(&program.fd)),
-        };
-        let table = &self.state.process;
-        let mut input = req.input;
-        match table.spawn(&spawn, &mut input) {
-            Ok(pid) => Ok(Ok(pid)),
-            Err(SpawnFailure::Refused(r)) => Ok(Err(r.to_string())),
-            Err(SpawnFailure::Os(e)) if e.raw_os_error() == Some(libc::ENOEXEC) => {
-                // g_spawn runs a file without a known format with /bin/sh.
-                let mut args = vec![file.clone().into_os_string()];
-                args.extend(argv.iter().cloned());
-                let sh = sys::Spawn {
-                    file: std::path::Path::new("/bin/sh"),
-                    argv0: std::ffi::OsStr::new("/bin/sh"),
-                    args: &args,
-                    keep_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&program.fd)),
-                    ..spawn
-                };
-                Ok(table.spawn(&sh, &mut input).map_err(|e| match e {
-                    SpawnFailure::Refused(r) => r.to_string(),
-                    SpawnFailure::Os(e) => spawn_failed(&req.path, &e),
-                }))
-            }
-            Err(SpawnFailure::Os(e)) => Ok(Err(spawn_failed(&req.path, &e))),
-        }
-    }
-
-    fn status(&mut self, pid: i64) -> wasmtime::Result<Option<ChildStatus>> {
-        self.grant.require(&self.command, Capability::Process)?;
-        Ok(self.state.process.status(pid))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +467,7 @@ mod tests {
 
     #[test]
     fn program_allowlist_and_env_names() {
-        let mut g = Grant::none().with(Capability::Process);
+        let mut g = Grant::none().with(super::super::Capability::Process);
         g.process = ProcessGrant {
             programs: vec!["/usr/bin/*".to_owned()],
             env_names: Some(vec!["LANG".to_owned()]),

@@ -19,7 +19,7 @@ pub const SETTINGS: &[Setting] = &[
         help: "files read-file may read: the built-in ones matching these globs",
         apply: |g, v| {
             let globs = strings(v);
-            g.read_files.retain(|p| {
+            g.read_file.paths.retain(|p| {
                 globs
                     .iter()
                     .any(|glob| crate::capabilities::glob::matches(glob, &p.to_string_lossy()))
@@ -27,23 +27,23 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
         grant: read_file_paths,
-        show: Some(|g| paths_json(&g.read_files)),
+        show: Some(|g| paths_json(&g.read_file.paths)),
     },
     Setting {
         key: "read-file.limit",
         kind: Kind::Size,
         help: "most bytes read-file returns per read (lowers the built-in limit)",
         apply: |g, v| {
-            g.read_limit = g.read_limit.min(bytes(v));
+            g.read_file.limit = g.read_file.limit.min(bytes(v));
             Ok(())
         },
         grant: read_file_limit,
-        show: Some(|g| Json::from(human_size(g.read_limit))),
+        show: Some(|g| Json::from(human_size(g.read_file.limit))),
     },
 ];
 
 pub fn read_file_paths(g: &mut Grant, v: &SettingValue) -> Given {
-    g.read_files = exact_paths(v, "read-file paths")?
+    g.read_file.paths = exact_paths(v, "read-file paths")?
         .into_iter()
         .map(PathBuf::from)
         .collect();
@@ -51,6 +51,6 @@ pub fn read_file_paths(g: &mut Grant, v: &SettingValue) -> Given {
 }
 
 pub fn read_file_limit(g: &mut Grant, v: &SettingValue) -> Given {
-    g.read_limit = bytes(v);
+    g.read_file.limit = bytes(v);
     Ok(())
 }

@@ -10,7 +10,8 @@ pub mod settings;
 mod sys;
 
 use super::qga::agent::sysfs::{DirEntry, Host, OsError};
-use super::{CallCtx, Capability, Denied, Grant};
+use super::view::GrantView;
+use super::{Capability, Denied, Grant};
 
 /// Does `path` match `pattern`? The one glob language of grants
 /// ([`super::glob`]); sysfs patterns use its `{n}`.
@@ -18,12 +19,31 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
     super::glob::matches(pattern, path)
 }
 
-fn check(ctx: &CallCtx, path: &str, write: bool) -> Result<(), Denied> {
-    ctx.grant.require(&ctx.command, Capability::Sysfs)?;
+/// Which sysfs paths a command may read and write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SysfsGrant {
+    /// Path patterns it may read (open, list, read); see [`pattern_matches`].
+    pub read: Vec<String>,
+    /// Path patterns it may write.
+    pub write: Vec<String>,
+}
+
+impl SysfsGrant {
+    /// No path.
+    pub fn nothing() -> SysfsGrant {
+        SysfsGrant {
+            read: Vec::new(),
+            write: Vec::new(),
+        }
+    }
+}
+
+fn check(ctx: &GrantView<'_>, path: &str, write: bool) -> Result<(), Denied> {
+    ctx.grant.require(ctx.command, Capability::Sysfs)?;
     let patterns = if write {
-        &ctx.grant.sysfs_write
+        &ctx.grant.sysfs.write
     } else {
-        &ctx.grant.sysfs_read
+        &ctx.grant.sysfs.read
     };
     if patterns.iter().any(|p| pattern_matches(p, path)) {
         return Ok(());
@@ -39,7 +59,7 @@ fn check(ctx: &CallCtx, path: &str, write: bool) -> Result<(), Denied> {
 
 /// Whether a grant lets `path` be written (for `qga policy` and tests).
 pub fn may_write(grant: &Grant, path: &str) -> bool {
-    grant.sysfs_write.iter().any(|p| pattern_matches(p, path))
+    grant.sysfs.write.iter().any(|p| pattern_matches(p, path))
 }
 
 fn os_error(e: std::io::Error) -> OsError {
@@ -50,7 +70,7 @@ fn os_error(e: std::io::Error) -> OsError {
     }
 }
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn open_dir(&mut self, path: String) -> wasmtime::Result<Result<(), OsError>> {
         check(self, &path, false)?;
         Ok(sys::open_dir(&path).map_err(os_error))
@@ -141,11 +161,11 @@ mod tests {
             "guest-suspend-hybrid",
         ] {
             assert!(
-                crate::policy::manifests::builtin(ro, &env).sysfs_write.is_empty(),
+                crate::policy::manifests::builtin(ro, &env).sysfs.write.is_empty(),
                 "{ro}"
             );
         }
         let g = crate::policy::manifests::builtin("guest-suspend-ram", &env);
-        assert_eq!(g.sysfs_write, ["/sys/power/state"]);
+        assert_eq!(g.sysfs.write, ["/sys/power/state"]);
     }
 }

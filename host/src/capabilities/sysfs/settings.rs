@@ -16,31 +16,31 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Globs,
         help: "sysfs paths the sysfs capability may open, list and read (globs; `{n}` is a decimal number)",
         apply: |g, v| {
-            g.sysfs_read = narrow_globs(&g.sysfs_read, strings(v));
+            g.sysfs.read = narrow_globs(&g.sysfs.read, strings(v));
             Ok(())
         },
         grant: sysfs_read,
-        show: Some(|g| Json::from(g.sysfs_read.clone())),
+        show: Some(|g| Json::from(g.sysfs.read.clone())),
     },
     Setting {
         key: "sysfs.write",
         kind: Kind::Globs,
         help: "sysfs paths the sysfs capability may write (globs; `{n}` is a decimal number)",
         apply: |g, v| {
-            g.sysfs_write = narrow_globs(&g.sysfs_write, strings(v));
+            g.sysfs.write = narrow_globs(&g.sysfs.write, strings(v));
             Ok(())
         },
         grant: sysfs_write,
-        show: Some(|g| Json::from(g.sysfs_write.clone())),
+        show: Some(|g| Json::from(g.sysfs.write.clone())),
     },
 ];
 
 pub fn sysfs_read(g: &mut Grant, v: &SettingValue) -> Given {
-    g.sysfs_read = strings(v).to_vec();
+    g.sysfs.read = strings(v).to_vec();
     Ok(())
 }
 
 pub fn sysfs_write(g: &mut Grant, v: &SettingValue) -> Given {
-    g.sysfs_write = strings(v).to_vec();
+    g.sysfs.write = strings(v).to_vec();
     Ok(())
 }

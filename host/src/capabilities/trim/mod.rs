@@ -5,11 +5,12 @@ mod sys;
 use std::path::Path;
 
 use super::qga::agent::trim::{Host, TrimError, Trimmed};
-use super::{CallCtx, Capability, io_strerror, resolve};
+use super::view::GrantView;
+use super::{Capability, io_strerror, resolve};
 
-impl Host for CallCtx {
+impl Host for GrantView<'_> {
     fn trim(&mut self, mountpoint: String, minimum: u64) -> wasmtime::Result<Result<Trimmed, TrimError>> {
-        self.grant.require(&self.command, Capability::Trim)?;
+        self.grant.require(self.command, Capability::Trim)?;
         let denied = || {
             Ok(Err(TrimError::Denied(format!(
                 "permission denied: {} may not use mount point {mountpoint}",

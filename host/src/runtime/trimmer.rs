@@ -68,8 +68,8 @@ impl Trimmer {
                 }
             }
             let _ = tokio::task::spawn_blocking(|| {
-                crate::runtime::sys::release_free_memory();
-                crate::runtime::sys::release_binary_pages();
+                super::sys::release_free_memory();
+                super::sys::release_binary_pages();
             })
             .await;
             this.lock().trims += 1;
