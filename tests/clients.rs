@@ -152,8 +152,11 @@ fn serves_a_socket_passed_by_systemd_activation() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("systemd-socket-activate (package systemd) runs");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !socket.exists() {
+    // The socket file appears at bind(), before listen(): wait until a
+    // connection is accepted (the 60 s only bound a launcher that never
+    // listens).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
         assert!(Instant::now() < deadline, "systemd-socket-activate did not listen");
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -23,6 +23,14 @@ const THAW: &str = r#"{"execute":"guest-fsfreeze-thaw"}"#;
 /// A hook that logs its argument and, on freeze, waits until a writer
 /// opens and closes `fifo` (at most 120 s, so a failed test leaves no
 /// process behind for long).
+/// qemu-ga's thaw walks every mount, so one test's thaw would thaw (and
+/// count) another test's loop filesystem: these tests run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn blocking_hook(dir: &Scratch, status: u8) -> (PathBuf, PathBuf, PathBuf) {
     let script = dir.path("hook.sh");
     let log = dir.path("hook.log");
@@ -101,6 +109,7 @@ fn blocked_freeze(tag: &str, status: u8) -> (BlockedFreeze, std::thread::JoinHan
 
 #[test]
 fn a_blocked_freeze_hook_holds_up_no_other_request_and_status_follows_it() {
+    let _serial = serial();
     let (mut setup, freeze) = blocked_freeze("hookblock", 0);
     let other = &mut setup.other;
 
@@ -130,6 +139,7 @@ fn a_blocked_freeze_hook_holds_up_no_other_request_and_status_follows_it() {
 
 #[test]
 fn a_blocked_freeze_hook_that_then_fails_leaves_the_agent_thawed() {
+    let _serial = serial();
     let (mut setup, freeze) = blocked_freeze("hookfail", 3);
     let other = &mut setup.other;
     assert_eq!(other.call(r#"{"execute":"guest-ping"}"#), r#"{"return": {}}"#);
@@ -188,6 +198,7 @@ fn lines_of(log: &Path, word: &str) -> usize {
 /// other component call waited for them.
 #[test]
 fn calls_blocked_in_the_hook_leave_their_slots_to_other_calls() {
+    let _serial = serial();
     let dir = Scratch::new("hookslots");
     let (script, log, release) = hook_waiting_on(&dir, "thaw");
     let hook_arg = format!("-F{}", script.display());
@@ -232,6 +243,7 @@ fn calls_blocked_in_the_hook_leave_their_slots_to_other_calls() {
 /// thawed at the end.
 #[test]
 fn thaws_sent_during_a_blocked_freeze_hook_thaw_after_the_freeze() {
+    let _serial = serial();
     let fs = LoopFs::new("hookthaws", 32 << 20);
     let dir = Scratch::new("hookthaws");
     let (script, log, release) = hook_waiting_on(&dir, "freeze");

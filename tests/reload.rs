@@ -74,9 +74,12 @@ fn config_of_rule(rule: &str) -> usize {
     line - 4
 }
 
+/// The audit log's whole lines (the writer may be midway through the
+/// last one), each of which must be JSON.
 fn audit_lines(audit: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(audit)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(audit).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    whole
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
